@@ -9,7 +9,7 @@ LDFLAGS  := -X github.com/siprtc/siprtc/internal/version.Version=$(VERSION) \
             -X github.com/siprtc/siprtc/internal/version.Commit=$(COMMIT)
 REPORTS  ?= reports/latest
 # Packages whose code runs goroutines get the race detector in `make test`.
-RACE_PKGS := ./lab/... ./gateway/...
+RACE_PKGS = $(shell $(GO) list ./lab/... ./gateway/... 2>/dev/null)
 
 .PHONY: all build deps test unit suites vet fmt-check bench lab pbx clean
 
@@ -35,22 +35,23 @@ unit: deps
 	$(GO) test -count=1 -race $(RACE_PKGS)
 
 # Ginkgo suites, through the ginkgo CLI pinned in go.mod; JUnit and JSON land in $(REPORTS).
+GINKGO_COMMON = -r --keep-going --junit-report=junit.xml --json-report=suites.json \
+	--output-dir=$(REPORTS) $(if $(CI),--no-color) $(GINKGO_FLAGS)
+
 suites: deps
 	@mkdir -p $(REPORTS)
-	$(GINKGO) -r --keep-going --timeout=15m --junit-report=junit.xml --json-report=suites.json \
-		--output-dir=$(REPORTS) $(GINKGO_FLAGS) ./suites
+	$(GINKGO) $(GINKGO_COMMON) --race --timeout=15m ./suites
 
 test: fmt-check vet unit suites
 
 bench: deps
-	$(GO) test -run='^$$' -bench=. -benchmem -count=$(or $(BENCH_COUNT),1) ./lab/... ./gateway/...
+	$(GO) test -run='^$$' -bench=. -benchmem -count=$(or $(BENCH_COUNT),1) $(RACE_PKGS)
 
 # The lab's main job on the embedded default PBX: runs the lab suites on the emulated network
 # and writes the reports to $(REPORTS).
 lab: build
 	@mkdir -p $(REPORTS)
-	$(GINKGO) -r --keep-going --timeout=30m --junit-report=junit.xml --json-report=suites.json \
-		--output-dir=$(REPORTS) $(GINKGO_FLAGS) ./suites
+	$(GINKGO) $(GINKGO_COMMON) --timeout=30m ./suites
 
 # The embedded PBX on loopback with the FreeSWITCH overlay, in the foreground.
 pbx: build

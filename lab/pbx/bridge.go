@@ -1,0 +1,437 @@
+package pbx
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+
+	"github.com/siprtc/siprtc/lab/pbx/rtprelay"
+)
+
+var errDialString = errors.New("unsupported dial string")
+
+// appBridge runs mod_dptools' bridge: the targets separated by "|" are tried in turn; when all
+// fail, continue_on_fail decides between running the next action and hanging up with the cause;
+// after a successful bridge ends, hangup_after_bridge decides.
+func appBridge(c *call, data string) bool {
+	data = strings.TrimSpace(data)
+	if strings.HasPrefix(data, "{") { // per-originate variables: {a=b,c=d}
+		if end := strings.Index(data, "}"); end > 0 {
+			for _, kv := range strings.Split(data[1:end], ",") {
+				if k, v, ok := strings.Cut(kv, "="); ok {
+					c.set(strings.TrimSpace(k), v)
+				}
+			}
+			data = data[end+1:]
+		}
+	}
+	cause := causeNoRoute
+	for _, target := range strings.Split(data, "|") {
+		target = strings.TrimSpace(strings.Split(target, ",")[0]) // simultaneous ring: first target only
+		var bridged bool
+		bridged, cause = c.bridgeTo(target)
+		if bridged {
+			if c.isHungUp() || truthy(c.vars0("hangup_after_bridge")) {
+				c.hangup(causeNormalClearing)
+				return true
+			}
+			return false
+		}
+		c.set("originate_disposition", cause)
+		c.set("DIALSTATUS", cause)
+		c.mu.Lock()
+		c.lastFail = cause
+		c.mu.Unlock()
+		if c.isHungUp() {
+			return true
+		}
+	}
+	c.log.Info("bridge failed", "cause", cause)
+	if cof := c.vars0("continue_on_fail"); truthy(cof) || containsCause(cof, cause) {
+		return false
+	}
+	c.hangup(cause)
+	return true
+}
+
+func (c *call) vars0(name string) string {
+	v, _ := c.Var(name)
+	return v
+}
+
+func truthy(s string) bool {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true", "yes", "on", "1", "enabled", "active", "allow":
+		return true
+	}
+	return false
+}
+
+func containsCause(list, cause string) bool {
+	for _, c := range strings.Split(list, ",") {
+		if strings.EqualFold(strings.TrimSpace(c), cause) {
+			return true
+		}
+	}
+	return false
+}
+
+// bridgeTo originates a B leg to one dial-string target and, once answered, bridges it with the
+// A leg until either side hangs up. It returns whether the B leg answered and, if not, the cause.
+func (c *call) bridgeTo(target string) (bool, string) {
+	p := c.p
+	rest, ok := strings.CutPrefix(target, "user/")
+	if !ok {
+		c.log.Warn("bridge", "err", errDialString, "target", target, "supported", "user/NUMBER@DOMAIN")
+		return false, causeInvalidNumber
+	}
+	user, domain, ok := strings.Cut(rest, "@")
+	if !ok || domain == "" {
+		domain = c.vars0("domain_name")
+	}
+	if _, ok := p.conf.Directory.Lookup(user, domain); !ok {
+		return false, causeSubscriberAbsent
+	}
+	regs := p.loc.lookup(user, domain)
+	if len(regs) == 0 {
+		return false, causeUserNotRegistered
+	}
+	reg := regs[0]
+	if len(c.a.media) == 0 {
+		c.log.Warn("bridge: the caller sent no SDP offer; the embedded PBX needs an offer in the INVITE")
+		return false, causeIncompatibleDest
+	}
+
+	b := newLeg(p, c, false)
+	b.callID = uuid.NewString()
+	b.localTag = newTag()
+	cidNum, cidName := c.vars0("effective_caller_id_number"), c.vars0("effective_caller_id_name")
+	if cidNum == "" {
+		cidNum = c.vars0("caller_id_number")
+	}
+	if cidName == "" {
+		cidName = c.vars0("caller_id_name")
+	}
+	b.local = sip.Uri{Scheme: "sip", User: cidNum, Host: p.addr.Addr().String()}
+	b.localName = strconv.Quote(cidName)
+	b.remote = sip.Uri{Scheme: "sip", User: user, Host: domain}
+	b.target = *reg.Contact.Clone()
+	b.localCSeq = 1
+
+	// Media anchored in the PBX: one endpoint per m-line on each side and a relay between them.
+	c.mu.Lock()
+	if c.a.eps == nil {
+		c.a.eps = make([]*rtprelay.Endpoint, len(c.a.media))
+	}
+	c.mu.Unlock()
+	b.eps = make([]*rtprelay.Endpoint, len(c.a.media))
+	var relays []*rtprelay.Relay
+	cleanup := func() {
+		for _, r := range relays {
+			r.Close()
+		}
+		closeAll(b.eps)
+	}
+	for i, m := range c.a.media {
+		if m.Port == 0 {
+			continue
+		}
+		if c.a.eps[i] == nil {
+			e, err := p.alloc.Allocate()
+			if err != nil {
+				c.log.Error("bridge: RTP ports", "err", err)
+				cleanup()
+				return false, causeNormalTempFail
+			}
+			c.a.eps[i] = e
+		}
+		setRemote(c.a.eps[i], m)
+		e, err := p.alloc.Allocate()
+		if err != nil {
+			c.log.Error("bridge: RTP ports", "err", err)
+			cleanup()
+			return false, causeNormalTempFail
+		}
+		b.eps[i] = e
+		r := rtprelay.NewRelay(c.a.eps[i], e)
+		r.Start()
+		relays = append(relays, r)
+	}
+	offer, err := b.nextSDP(c.a.invite.Body(), true)
+	if err != nil {
+		c.log.Error("bridge: rewrite offer", "err", err)
+		cleanup()
+		return false, causeIncompatibleDest
+	}
+
+	req := sip.NewRequest(sip.INVITE, *b.target.Clone())
+	from := &sip.FromHeader{DisplayName: b.localName, Address: *b.local.Clone(), Params: sip.NewParams()}
+	from.Params.Add("tag", b.localTag)
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: *b.remote.Clone(), Params: sip.NewParams()})
+	cid := sip.CallIDHeader(b.callID)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
+	mf := sip.MaxForwardsHeader(69)
+	req.AppendHeader(&mf)
+	req.AppendHeader(p.contact())
+	req.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, INFO, UPDATE"))
+	if p.profile.Bool("enable-100rel", false) {
+		req.AppendHeader(sip.NewHeader("Supported", "100rel"))
+	}
+	for _, h := range c.sipHeaders() {
+		req.AppendHeader(h)
+	}
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(offer)
+	b.invite = req
+
+	c.mu.Lock()
+	if c.hungUp {
+		c.mu.Unlock()
+		cleanup()
+		return false, c.cause
+	}
+	c.b = b
+	c.mu.Unlock()
+	p.addLeg(b)
+	defer func() {
+		p.removeLeg(b)
+		c.mu.Lock()
+		c.b = nil
+		c.mu.Unlock()
+	}()
+
+	tx, err := p.cli.TransactionRequest(p.ctx, req)
+	if err != nil {
+		c.log.Warn("bridge: send INVITE", "err", err)
+		cleanup()
+		return false, causeDestOutOfOrder
+	}
+	defer tx.Terminate()
+	c.log.Info("originate", "to", user+"@"+domain, "contact", reg.Contact.String(), "callid", b.callID)
+
+	timeout := 60 * time.Second
+	if n, err := strconv.Atoi(c.vars0("call_timeout")); err == nil && n > 0 {
+		timeout = time.Duration(n) * time.Second
+	}
+	noAnswer := time.NewTimer(timeout)
+	defer noAnswer.Stop()
+	ringing, early := false, false
+
+	for {
+		select {
+		case res := <-tx.Responses():
+			switch {
+			case res.StatusCode == 100:
+			case res.IsProvisional():
+				b.setDialogFromResponse(res)
+				if hasOptionRes(res, "Require", "100rel") {
+					c.prackB(b, res)
+				}
+				if body := res.Body(); len(body) > 0 && !early {
+					if b.setRemoteMedia(body) == nil {
+						early = true
+						if ans, err := c.a.nextSDP(body, true); err == nil {
+							c.a.sendProvisional(183, "Session Progress", ans, c.final)
+						}
+					}
+				} else if !ringing && !early {
+					ringing = true
+					c.a.sendProvisional(180, "Ringing", nil, c.final)
+				}
+			case res.IsSuccess():
+				b.setDialogFromResponse(res)
+				b.ack(res)
+				if err := b.setRemoteMedia(res.Body()); err != nil {
+					c.log.Warn("bridge: B leg answer", "err", err)
+				}
+				ans, err := c.a.nextSDP(res.Body(), true)
+				if err != nil {
+					c.log.Warn("bridge: rewrite answer", "err", err)
+					b.sendBye()
+					cleanup()
+					return false, causeIncompatibleDest
+				}
+				c.mu.Lock()
+				c.relays = append(c.relays, relays...)
+				answered := c.answered
+				c.mu.Unlock()
+				if !answered && !c.confirmA(ans) {
+					b.sendBye()
+					return true, causeRecoveryOnTimer
+				}
+				c.log.Info("bridged", "a", c.a.callID, "b", b.callID)
+				return true, c.waitBridged(b)
+			default:
+				cleanup()
+				return false, sipToCause(res.StatusCode)
+			}
+		case <-tx.Done():
+			cleanup()
+			if errors.Is(tx.Err(), sip.ErrTransactionTimeout) {
+				return false, causeNoUserResponse
+			}
+			return false, causeDestOutOfOrder
+		case <-noAnswer.C:
+			c.cancelB(b, tx)
+			cleanup()
+			return false, causeNoAnswer
+		case <-c.ctx.Done():
+			c.cancelB(b, tx)
+			cleanup()
+			return false, causeOriginatorCancel
+		}
+	}
+}
+
+// waitBridged holds an answered bridge until one side hangs up.
+func (c *call) waitBridged(b *leg) string {
+	select {
+	case <-b.bye:
+		c.log.Info("B leg hung up")
+		return ""
+	case <-c.a.bye:
+		b.sendBye()
+		c.hangup(causeNormalClearing)
+		return ""
+	case <-c.ctx.Done():
+		b.sendBye()
+		return ""
+	}
+}
+
+// sipHeaders turns sip_h_* channel variables into headers of the outgoing leg, as mod_sofia does
+// (the overlay's X-Number comes through here).
+func (c *call) sipHeaders() []sip.Header {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []sip.Header
+	for k, v := range c.vars {
+		if name, ok := strings.CutPrefix(k, "sip_h_"); ok && name != "" {
+			out = append(out, sip.NewHeader(name, v))
+		}
+	}
+	return out
+}
+
+// setRemoteMedia points the B leg's endpoints at the media its SDP gives.
+func (b *leg) setRemoteMedia(body []byte) error {
+	if len(body) == 0 {
+		return nil
+	}
+	_, media, err := rtprelay.ParseSDP(body)
+	if err != nil {
+		return err
+	}
+	b.media = media
+	for i, m := range media {
+		if i < len(b.eps) && b.eps[i] != nil {
+			setRemote(b.eps[i], m)
+		}
+	}
+	return nil
+}
+
+// ack acknowledges a 2xx on the B leg (a new request, RFC 3261 13.2.2.4).
+func (b *leg) ack(res *sip.Response) {
+	ack := sip.NewRequest(sip.ACK, *b.target.Clone())
+	from := &sip.FromHeader{DisplayName: b.localName, Address: *b.local.Clone(), Params: sip.NewParams()}
+	from.Params.Add("tag", b.localTag)
+	ack.AppendHeader(from)
+	to := &sip.ToHeader{Address: *b.remote.Clone(), Params: sip.NewParams()}
+	to.Params.Add("tag", b.remoteTag)
+	ack.AppendHeader(to)
+	cid := sip.CallIDHeader(b.callID)
+	ack.AppendHeader(&cid)
+	ack.AppendHeader(&sip.CSeqHeader{SeqNo: res.CSeq().SeqNo, MethodName: sip.ACK})
+	mf := sip.MaxForwardsHeader(70)
+	ack.AppendHeader(&mf)
+	for _, r := range b.routes {
+		ack.AppendHeader(&sip.RouteHeader{Address: *r.Clone()})
+	}
+	if err := b.p.cli.WriteRequest(ack); err != nil {
+		b.p.log.Warn("ACK failed", "callid", b.callID, "err", err)
+	}
+	b.mu.Lock()
+	b.confirmed = true
+	b.mu.Unlock()
+}
+
+// prackB acknowledges a reliable provisional response of the B leg (RFC 3262).
+func (c *call) prackB(b *leg, res *sip.Response) {
+	h := res.GetHeader("RSeq")
+	if h == nil {
+		return
+	}
+	pr := b.newRequest(sip.PRACK)
+	pr.AppendHeader(sip.NewHeader("RAck", strings.TrimSpace(h.Value())+" "+strconv.FormatUint(uint64(res.CSeq().SeqNo), 10)+" INVITE"))
+	c.p.wg.Add(1)
+	go func() {
+		defer c.p.wg.Done()
+		ctx, cancel := context.WithTimeout(c.p.ctx, 32*time.Second)
+		defer cancel()
+		if res, err := b.do(ctx, pr); err != nil || res.StatusCode != 200 {
+			c.log.Warn("PRACK to B leg failed", "err", err)
+		}
+	}()
+}
+
+// cancelB cancels the pending INVITE of the B leg (RFC 3261 9.1) and waits briefly for its 487.
+func (c *call) cancelB(b *leg, tx sip.ClientTransaction) {
+	inv := b.invite
+	cancel := sip.NewRequest(sip.CANCEL, inv.Recipient)
+	if v := inv.Via(); v != nil {
+		cancel.AppendHeader(v.Clone())
+	}
+	cancel.AppendHeader(sip.HeaderClone(inv.From()))
+	cancel.AppendHeader(sip.HeaderClone(inv.To()))
+	cancel.AppendHeader(sip.HeaderClone(inv.CallID()))
+	cancel.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	mf := sip.MaxForwardsHeader(70)
+	cancel.AppendHeader(&mf)
+	sip.CopyHeaders("Route", inv, cancel)
+	ctx, stop := context.WithTimeout(context.Background(), 32*sip.T1)
+	defer stop()
+	if _, err := c.p.cli.Do(ctx, cancel, func(*sipgo.Client, *sip.Request) error { return nil }); err != nil {
+		c.log.Debug("CANCEL to B leg", "err", err)
+		return
+	}
+	wait := time.NewTimer(4 * time.Second)
+	defer wait.Stop()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsSuccess() { // answered while we cancelled: hang it up
+				b.setDialogFromResponse(res)
+				b.ack(res)
+				b.sendBye()
+				return
+			}
+			if res.StatusCode >= 300 {
+				return
+			}
+		case <-tx.Done():
+			return
+		case <-wait.C:
+			return
+		}
+	}
+}
+
+func hasOptionRes(res *sip.Response, header, option string) bool {
+	for _, h := range res.GetHeaders(header) {
+		for _, o := range strings.Split(h.Value(), ",") {
+			if strings.EqualFold(strings.TrimSpace(o), option) {
+				return true
+			}
+		}
+	}
+	return false
+}

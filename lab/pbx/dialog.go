@@ -1,0 +1,343 @@
+package pbx
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+
+	"github.com/siprtc/siprtc/lab/pbx/rtprelay"
+)
+
+// leg is one SIP dialog of a call as the B2BUA sees it: the A leg is the INVITE the PBX received,
+// a B leg an INVITE the PBX sent for `bridge`.
+type leg struct {
+	p    *Embedded
+	call *call
+	isA  bool
+
+	callID    string
+	localTag  string
+	remoteTag string
+	local     sip.Uri // our URI in From (B leg) or To (A leg)
+	remote    sip.Uri
+	localName string
+	target    sip.Uri   // remote target (Contact)
+	routes    []sip.Uri // route set
+	invite    *sip.Request
+	tx        sip.ServerTransaction // A leg: the INVITE server transaction
+
+	mu        sync.Mutex
+	localCSeq uint32
+	rseq      uint32
+	reliable  bool // the remote UAC supports 100rel and the profile enables it
+	acked     chan struct{}
+	ackOnce   sync.Once
+	pracks    chan uint32
+	bye       chan struct{}
+	byeOnce   sync.Once
+	confirmed bool
+	ended     bool
+
+	eps      []*rtprelay.Endpoint
+	media    []rtprelay.Media // the remote's media description
+	sdpSess  uint64
+	sdpVer   uint64
+	localSDP []byte
+}
+
+func newLeg(p *Embedded, c *call, isA bool) *leg {
+	return &leg{
+		p: p, call: c, isA: isA,
+		acked:  make(chan struct{}),
+		pracks: make(chan uint32, 8),
+		bye:    make(chan struct{}),
+	}
+}
+
+func (l *leg) signalAck() { l.ackOnce.Do(func() { close(l.acked) }) }
+func (l *leg) signalBye() { l.byeOnce.Do(func() { close(l.bye) }) }
+
+// newRequest builds an in-dialog request (RFC 3261 12.2.1.1).
+func (l *leg) newRequest(method sip.RequestMethod) *sip.Request {
+	l.mu.Lock()
+	l.localCSeq++
+	cseq := l.localCSeq
+	l.mu.Unlock()
+	req := sip.NewRequest(method, *l.target.Clone())
+	from := &sip.FromHeader{DisplayName: l.localName, Address: *l.local.Clone(), Params: sip.NewParams()}
+	from.Params.Add("tag", l.localTag)
+	to := &sip.ToHeader{Address: *l.remote.Clone(), Params: sip.NewParams()}
+	if l.remoteTag != "" {
+		to.Params.Add("tag", l.remoteTag)
+	}
+	req.AppendHeader(from)
+	req.AppendHeader(to)
+	cid := sip.CallIDHeader(l.callID)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: method})
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	for _, r := range l.routes {
+		req.AppendHeader(&sip.RouteHeader{Address: *r.Clone()})
+	}
+	req.AppendHeader(l.p.contact())
+	return req
+}
+
+// do sends an in-dialog request and returns the final response.
+func (l *leg) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	res, err := l.p.cli.Do(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", req.Method, l.callID, err)
+	}
+	return res, nil
+}
+
+// sendBye ends a confirmed dialog.
+func (l *leg) sendBye() {
+	l.mu.Lock()
+	if l.ended {
+		l.mu.Unlock()
+		return
+	}
+	l.ended = true
+	l.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	if _, err := l.do(ctx, l.newRequest(sip.BYE)); err != nil {
+		l.p.log.Debug("BYE failed", "call", l.call.uuid, "err", err)
+	}
+}
+
+// setDialogFromResponse records the B leg's dialog state from a 1xx/2xx with a To tag.
+func (l *leg) setDialogFromResponse(res *sip.Response) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if to := res.To(); to != nil {
+		if tag, ok := to.Params.Get("tag"); ok {
+			l.remoteTag = tag
+		}
+	}
+	if c := res.Contact(); c != nil {
+		l.target = *c.Address.Clone()
+	}
+	// The route set is the Record-Route list in reverse order (RFC 3261 12.1.2).
+	rr := res.GetHeaders("Record-Route")
+	if len(rr) > 0 {
+		l.routes = l.routes[:0]
+		for i := len(rr) - 1; i >= 0; i-- {
+			if h, ok := rr[i].(*sip.RecordRouteHeader); ok {
+				l.routes = append(l.routes, *h.Address.Clone())
+			}
+		}
+	}
+}
+
+// response builds a response to the A leg's INVITE with our To tag and Contact.
+func (l *leg) response(code int, reason string, body []byte) *sip.Response {
+	res := sip.NewResponseFromRequest(l.invite, code, reason, nil)
+	if to := res.To(); to != nil {
+		to.Params.Add("tag", l.localTag)
+	}
+	if code > 100 && code < 300 {
+		res.AppendHeader(l.p.contact())
+	}
+	if body != nil {
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		res.SetBody(body)
+	}
+	return res
+}
+
+// sendReliable sends a provisional response, reliably (RFC 3262) when the UAC supports it, and
+// retransmits it until PRACKed, the final response goes out, or 64*T1 passes.
+func (l *leg) sendProvisional(code int, reason string, body []byte, final <-chan struct{}) {
+	res := l.response(code, reason, body)
+	if !l.reliable {
+		l.p.respondRes(l.tx, res)
+		return
+	}
+	l.mu.Lock()
+	l.rseq++
+	rseq := l.rseq
+	l.mu.Unlock()
+	res.AppendHeader(sip.NewHeader("Require", "100rel"))
+	res.AppendHeader(sip.NewHeader("RSeq", strconv.FormatUint(uint64(rseq), 10)))
+	l.p.respondRes(l.tx, res)
+	l.p.wg.Add(1)
+	go func() {
+		defer l.p.wg.Done()
+		interval := sip.T1
+		deadline := time.NewTimer(64 * sip.T1)
+		defer deadline.Stop()
+		for {
+			t := time.NewTimer(interval)
+			select {
+			case got := <-l.pracks:
+				t.Stop()
+				if got == rseq {
+					return
+				}
+				continue
+			case <-final:
+				t.Stop()
+				return
+			case <-deadline.C:
+				t.Stop()
+				l.p.log.Warn("reliable provisional never PRACKed", "call", l.call.uuid, "code", code)
+				return
+			case <-t.C:
+				l.p.respondRes(l.tx, res)
+				interval = min(2*interval, sip.T2)
+			}
+		}
+	}()
+}
+
+// sendFinal2xx answers the A leg and retransmits the 200 until the ACK arrives (RFC 3261
+// 13.3.1.4). It reports whether the ACK came.
+func (l *leg) sendFinal2xx(ctx context.Context, body []byte) bool {
+	res := l.response(200, "OK", body)
+	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, INFO, UPDATE"))
+	l.p.respondRes(l.tx, res)
+	interval := sip.T1
+	deadline := time.NewTimer(64 * sip.T1)
+	defer deadline.Stop()
+	acks := l.tx.Acks()
+	for {
+		t := time.NewTimer(interval)
+		select {
+		case <-l.acked:
+			t.Stop()
+			return true
+		case <-acks:
+			t.Stop()
+			l.signalAck()
+			return true
+		case <-l.bye:
+			t.Stop()
+			return false
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-deadline.C:
+			t.Stop()
+			return false
+		case <-t.C:
+			l.p.respondRes(l.tx, res)
+			interval = min(2*interval, sip.T2)
+		}
+	}
+}
+
+// nextSDP renders the PBX's side of this leg's session description with a stable o= line.
+func (l *leg) nextSDP(body []byte, rewrite bool) ([]byte, error) {
+	addrs := make([]netip.AddrPort, 0, len(l.eps))
+	for _, e := range l.eps {
+		if e == nil {
+			addrs = append(addrs, netip.AddrPort{})
+			continue
+		}
+		addrs = append(addrs, e.RTPAddr())
+	}
+	out, err := rtprelay.RewriteSDP(body, addrs, rewrite)
+	if err != nil {
+		return nil, err
+	}
+	l.localSDP = out
+	return out, nil
+}
+
+// newTag returns a random dialog tag.
+func newTag() string { return strings.ReplaceAll(uuid.NewString()[:18], "-", "") }
+
+// contact is the PBX's Contact header (mod_sofia uses the user part "mod_sofia").
+func (p *Embedded) contact() *sip.ContactHeader {
+	return &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "mod_sofia", Host: p.addr.Addr().String(), Port: int(p.addr.Port())}, Params: sip.NewParams()}
+}
+
+// register/unregister legs by Call-ID for in-dialog requests.
+func (p *Embedded) addLeg(l *leg) {
+	p.mu.Lock()
+	p.calls[l.callID] = l
+	p.mu.Unlock()
+}
+
+func (p *Embedded) removeLeg(l *leg) {
+	p.mu.Lock()
+	if p.calls[l.callID] == l {
+		delete(p.calls, l.callID)
+	}
+	p.mu.Unlock()
+}
+
+func (p *Embedded) findLeg(req *sip.Request) *leg {
+	cid := req.CallID()
+	if cid == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls[cid.Value()]
+}
+
+func (p *Embedded) handleAck(req *sip.Request, tx sip.ServerTransaction) {
+	if l := p.findLeg(req); l != nil {
+		l.signalAck()
+	}
+}
+
+func (p *Embedded) handleBye(req *sip.Request, tx sip.ServerTransaction) {
+	l := p.findLeg(req)
+	if l == nil {
+		p.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	p.respond(tx, req, 200, "OK", nil)
+	l.mu.Lock()
+	l.ended = true
+	l.mu.Unlock()
+	l.signalBye()
+}
+
+// handlePrack answers a PRACK (RFC 3262) and hands its RAck to the reliable provisional it acks.
+func (p *Embedded) handlePrack(req *sip.Request, tx sip.ServerTransaction) {
+	l := p.findLeg(req)
+	if l == nil {
+		p.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	h := req.GetHeader("RAck")
+	if h == nil {
+		p.respond(tx, req, 400, "Bad Request", nil)
+		return
+	}
+	f := strings.Fields(h.Value())
+	n, err := strconv.ParseUint(f[0], 10, 32)
+	if len(f) != 3 || err != nil {
+		p.respond(tx, req, 400, "Bad Request", nil)
+		return
+	}
+	p.respond(tx, req, 200, "OK", nil)
+	select {
+	case l.pracks <- uint32(n):
+	default:
+	}
+}
+
+// handleInDialog answers INFO and UPDATE inside a known dialog with 200 (the embedded PBX does not
+// relay them yet) and 481 outside one.
+func (p *Embedded) handleInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	if p.findLeg(req) == nil {
+		p.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	p.respond(tx, req, 200, "OK", nil)
+}

@@ -1,0 +1,43 @@
+package sipphone
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+)
+
+func isChallenge(res *sip.Response) bool {
+	return res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired
+}
+
+// authorize answers the digest challenge of res (WWW-Authenticate for 401, Proxy-Authenticate
+// for 407) on req, with the request line's URI as digest-uri.
+func (p *Phone) authorize(req *sip.Request, res *sip.Response) error {
+	challengeName, credentialsName := "WWW-Authenticate", "Authorization"
+	if res.StatusCode == sip.StatusProxyAuthRequired {
+		challengeName, credentialsName = "Proxy-Authenticate", "Proxy-Authorization"
+	}
+	h := res.GetHeader(challengeName)
+	if h == nil {
+		return fmt.Errorf("%w: %d without %s", ErrAuth, res.StatusCode, challengeName)
+	}
+	chal, err := digest.ParseChallenge(h.Value())
+	if err != nil {
+		return fmt.Errorf("%w: %s %q: %w", ErrAuth, challengeName, h.Value(), err)
+	}
+	chal.Algorithm = strings.ToUpper(chal.Algorithm)
+	cred, err := digest.Digest(chal, digest.Options{
+		Method:   string(req.Method),
+		URI:      req.Recipient.String(),
+		Username: p.cfg.User,
+		Password: p.cfg.Password,
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrAuth, err)
+	}
+	req.RemoveHeader(credentialsName)
+	req.AppendHeader(sip.NewHeader(credentialsName, cred.String()))
+	return nil
+}

@@ -1,0 +1,147 @@
+package sipphone
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/pion/sdp/v3"
+)
+
+// codec is an audio codec the phone can send: G.711 only, so both are static payload types.
+type codec struct {
+	name string
+	pt   uint8
+	rate uint32
+}
+
+var codecs = []codec{{"PCMU", 0, 8000}, {"PCMA", 8, 8000}}
+
+func codecByName(name string) (codec, bool) {
+	for _, c := range codecs {
+		if strings.EqualFold(c.name, name) {
+			return c, true
+		}
+	}
+	return codec{}, false
+}
+
+// remoteAudio is what the phone uses of a peer's session description.
+type remoteAudio struct {
+	addr     netip.AddrPort // where to send RTP; unspecified address means on hold
+	rtcpPort uint16         // from a=rtcp (RFC 3605); 0 means the RTP port + 1
+	codecs   []codec        // offered codecs in the peer's order, with the peer's payload types
+}
+
+// sessionDescription builds the phone's offer (several codecs) or answer (the chosen one).
+func sessionDescription(ip netip.Addr, port int, sessionID, version uint64, cs []codec) ([]byte, error) {
+	md := &sdp.MediaDescription{
+		MediaName: sdp.MediaName{
+			Media:  "audio",
+			Port:   sdp.RangedPort{Value: port},
+			Protos: []string{"RTP", "AVP"},
+		},
+	}
+	for _, c := range cs {
+		pt := strconv.Itoa(int(c.pt))
+		md.MediaName.Formats = append(md.MediaName.Formats, pt)
+		md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap", fmt.Sprintf("%s %s/%d", pt, c.name, c.rate)))
+	}
+	md.Attributes = append(md.Attributes, sdp.NewAttribute("ptime", "20"), sdp.NewPropertyAttribute("sendrecv"))
+	sd := &sdp.SessionDescription{
+		Origin: sdp.Origin{
+			Username: "-", SessionID: sessionID, SessionVersion: version,
+			NetworkType: "IN", AddressType: "IP4", UnicastAddress: ip.String(),
+		},
+		SessionName: "siprtc",
+		ConnectionInformation: &sdp.ConnectionInformation{
+			NetworkType: "IN", AddressType: "IP4", Address: &sdp.Address{Address: ip.String()},
+		},
+		TimeDescriptions:  []sdp.TimeDescription{{Timing: sdp.Timing{}}},
+		MediaDescriptions: []*sdp.MediaDescription{md},
+	}
+	return sd.Marshal()
+}
+
+// parseAudio reads the first audio stream of a session description.
+func parseAudio(body []byte) (remoteAudio, error) {
+	var sd sdp.SessionDescription
+	if err := sd.Unmarshal(body); err != nil {
+		return remoteAudio{}, fmt.Errorf("%w: %w", ErrBadSDP, err)
+	}
+	for _, md := range sd.MediaDescriptions {
+		if md.MediaName.Media != "audio" || md.MediaName.Port.Value == 0 {
+			continue
+		}
+		ci := md.ConnectionInformation
+		if ci == nil {
+			ci = sd.ConnectionInformation
+		}
+		if ci == nil || ci.Address == nil {
+			return remoteAudio{}, fmt.Errorf("%w: no connection address", ErrBadSDP)
+		}
+		ip, err := netip.ParseAddr(ci.Address.Address)
+		if err != nil {
+			return remoteAudio{}, fmt.Errorf("%w: connection address %q", ErrBadSDP, ci.Address.Address)
+		}
+		if md.MediaName.Port.Value < 0 || md.MediaName.Port.Value > 65535 {
+			return remoteAudio{}, fmt.Errorf("%w: port %d", ErrBadSDP, md.MediaName.Port.Value)
+		}
+		ra := remoteAudio{addr: netip.AddrPortFrom(ip.Unmap(), uint16(md.MediaName.Port.Value))}
+		rtpmaps := map[string]string{}
+		for _, a := range md.Attributes {
+			if a.Key == "rtcp" {
+				port, _, _ := strings.Cut(a.Value, " ")
+				if v, err := strconv.ParseUint(port, 10, 16); err == nil {
+					ra.rtcpPort = uint16(v)
+				}
+			}
+			if a.Key != "rtpmap" {
+				continue
+			}
+			pt, enc, ok := strings.Cut(a.Value, " ")
+			if ok {
+				name, _, _ := strings.Cut(enc, "/")
+				rtpmaps[pt] = name
+			}
+		}
+		for _, f := range md.MediaName.Formats {
+			pt, err := strconv.Atoi(f)
+			if err != nil || pt < 0 || pt > 127 {
+				continue
+			}
+			name, mapped := rtpmaps[f]
+			var c codec
+			var ok bool
+			if mapped {
+				c, ok = codecByName(name)
+				c.pt = uint8(pt)
+			} else {
+				for _, known := range codecs {
+					if int(known.pt) == pt {
+						c, ok = known, true
+					}
+				}
+			}
+			if ok {
+				ra.codecs = append(ra.codecs, c)
+			}
+		}
+		return ra, nil
+	}
+	return remoteAudio{}, fmt.Errorf("%w: no audio stream", ErrBadSDP)
+}
+
+// negotiate picks the first codec of the offer the phone also supports (RFC 3264 6.1: the
+// answerer keeps the offerer's preference).
+func negotiate(local []codec, offered []codec) (codec, bool) {
+	for _, o := range offered {
+		for _, l := range local {
+			if l.name == o.name {
+				return o, true
+			}
+		}
+	}
+	return codec{}, false
+}
