@@ -1,8 +1,12 @@
 package pbx_test
 
 import (
+	"bytes"
 	"context"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -198,4 +202,33 @@ func BenchmarkCallSetup(b *testing.B) {
 		b.Fatalf("%d of %d calls failed, first: %v", f, b.N, firstErr.Load())
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "setups/s")
+}
+
+// TestUnimplementedAppIsAStartupError: a dialplan that names an application the embedded PBX
+// does not run must fail at load, naming the file, the line and the application.
+func TestUnimplementedAppIsAStartupError(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS(confDir)); err != nil {
+		t.Fatal(err)
+	}
+	dp := filepath.Join(dir, "dialplan", "default.xml")
+	b, err := os.ReadFile(dp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchor := []byte(`<action application="echo"/>`)
+	i := bytes.Index(b, anchor)
+	if i < 0 {
+		t.Fatalf("%s has no %s", dp, anchor)
+	}
+	b = append(b[:i:i], append([]byte(`<action application="voicemail" data="default ${domain_name} 1000"/>`), b[i+len(anchor):]...)...)
+	if err := os.WriteFile(dp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	line := bytes.Count(b[:i], []byte("\n")) + 1
+	_, err = pbx.LoadEmbedded(pbx.EmbeddedConfig{ConfDir: dir})
+	want := "dialplan/default.xml:" + strconv.Itoa(line)
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), `"voicemail"`) {
+		t.Fatalf("got %v, want an error naming %s and \"voicemail\"", err, want)
+	}
 }

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const overlay = "../../freeswitch/conf"
+
+func runCLI(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestLintOverlayIsClean(t *testing.T) {
+	code, out, errs := runCLI(t, "pbx", "lint", overlay)
+	if code != 0 {
+		t.Fatalf("siprtc pbx lint %s: exit %d\n%s%s", overlay, code, out, errs)
+	}
+	if !strings.Contains(out, "no findings") {
+		t.Errorf("output %q does not say there are no findings", out)
+	}
+}
+
+// TestLintFindsTheSleep puts vanilla's 10 s sleep back under the default-password warning in a
+// copy of the overlay: lint must exit 1 and point at the file and line.
+func TestLintFindsTheSleep(t *testing.T) {
+	dir := copyOverlay(t)
+	dp := filepath.Join(dir, "dialplan", "default.xml")
+	b, err := os.ReadFile(dp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchor := `change the default_password."/>`
+	i := bytes.Index(b, []byte(anchor))
+	if i < 0 {
+		t.Fatalf("anchor %q not in %s", anchor, dp)
+	}
+	i += len(anchor)
+	b = append(b[:i:i], append([]byte("\n        <action application=\"sleep\" data=\"10000\"/>"), b[i:]...)...)
+	if err := os.WriteFile(dp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	line := bytes.Count(b[:i], []byte("\n")) + 2
+
+	code, out, _ := runCLI(t, "pbx", "lint", "--conf", dir)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; output:\n%s", code, out)
+	}
+	want := "dialplan/default.xml:" + itoa(line) + ": password-warning-sleep:"
+	if !strings.Contains(out, want) {
+		t.Errorf("output does not contain %q:\n%s", want, out)
+	}
+}
+
+func TestLintBadDirectory(t *testing.T) {
+	code, _, errs := runCLI(t, "pbx", "lint", filepath.Join(t.TempDir(), "missing"))
+	if code != 1 || !strings.Contains(errs, "freeswitch.xml") {
+		t.Errorf("exit %d, stderr %q: want 1 and a message naming freeswitch.xml", code, errs)
+	}
+}
+
+func TestHelpOnEverySubcommand(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"pbx", "--help"}, {"pbx", "lint", "--help"}, {"pbx", "gen-directory", "--help"}, {"version", "--help"}} {
+		code, out, errs := runCLI(t, args...)
+		if code != 0 || !strings.Contains(out, "usage") {
+			t.Errorf("siprtc %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), code, out, errs)
+		}
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	code, _, errs := runCLI(t, "frobnicate")
+	if code != 2 || !strings.Contains(errs, `unknown command "frobnicate"`) {
+		t.Errorf("exit %d, stderr %q", code, errs)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI(t, "version")
+	if code != 0 || !strings.HasPrefix(out, "siprtc ") {
+		t.Errorf("exit %d, output %q", code, out)
+	}
+}
+
+func TestGenDirectoryRejectsBadRange(t *testing.T) {
+	code, _, errs := runCLI(t, "pbx", "gen-directory", "--conf", t.TempDir(), "--from", "2000", "--to", "1000")
+	if code != 1 || errs == "" {
+		t.Errorf("exit %d, stderr %q: want 1 and a reason", code, errs)
+	}
+}
+
+// copyOverlay copies freeswitch/conf into a temporary directory (the 1600 user files are
+// symlinked: they are not edited and creating them is slow on some disks).
+func copyOverlay(t *testing.T) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.WalkDir(overlay, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(overlay, path)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		if strings.HasPrefix(rel, filepath.Join("directory", "default")+string(filepath.Separator)) {
+			abs, err := filepath.Abs(path)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(abs, target)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
