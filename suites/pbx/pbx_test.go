@@ -269,4 +269,3 @@ var _ = Describe("The embedded PBX running the FreeSWITCH overlay", Label("pbx")
 		})
 	}
 })
-
