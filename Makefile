@@ -9,7 +9,7 @@ LDFLAGS  := -X github.com/siprtc/siprtc/internal/version.Version=$(VERSION) \
             -X github.com/siprtc/siprtc/internal/version.Commit=$(COMMIT)
 REPORTS  ?= reports/latest
 # Packages whose code runs goroutines get the race detector in `make test`.
-RACE_PKGS = $(shell $(GO) list ./lab/... ./gateway/... 2>/dev/null)
+RACE_PKGS = $(shell $(GO) list ./... | grep -E '/(lab|gateway)(/|$$)')
 
 .PHONY: all build deps test unit suites vet fmt-check bench lab pbx clean
 
