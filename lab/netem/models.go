@@ -59,12 +59,13 @@ const (
 	JitterNone JitterKind = ""
 	// JitterUniform draws from [0, 2*Mean), so its mean is Mean.
 	JitterUniform JitterKind = "uniform"
-	// JitterNormal draws from a normal distribution of mean Mean and deviation Std, truncated at 0.
+	// JitterNormal draws from a normal distribution of mean Mean and deviation Std; negative
+	// draws count as 0 (clipped, so the mean rises a little when Std is close to Mean).
 	JitterNormal JitterKind = "normal"
 	// JitterExponential draws from an exponential distribution of mean Mean.
 	JitterExponential JitterKind = "exponential"
-	// JitterPareto draws from a Pareto distribution of mean Mean and shape Shape (>1): rare long
-	// delays, as on Wi-Fi and cellular links.
+	// JitterPareto draws from a Pareto type II (Lomax, starting at 0) distribution of mean Mean
+	// and shape Shape (>1): rare long delays, as on Wi-Fi and cellular links.
 	JitterPareto JitterKind = "pareto"
 )
 
