@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
 
+	"github.com/siprtc/siprtc/internal/sipnet"
 	"github.com/siprtc/siprtc/lab/pbx/fsconf"
 	"github.com/siprtc/siprtc/lab/pbx/rtprelay"
 )
@@ -27,7 +27,6 @@ const AnyPort = -1
 
 var (
 	errNoProfile  = errors.New("sofia profile not found")
-	errNoIP       = errors.New("no IP address")
 	errNotStarted = errors.New("embedded PBX not started")
 )
 
@@ -62,10 +61,11 @@ type Embedded struct {
 	loc     *location
 	alloc   *rtprelay.Allocator
 
-	ua  *sipgo.UserAgent
-	srv *sipgo.Server
-	cli *sipgo.Client
-	pc  net.PacketConn
+	// Set by Start from stack, read-only afterwards.
+	stack *sipnet.Stack
+	ua    *sipgo.UserAgent
+	srv   *sipgo.Server
+	cli   *sipgo.Client
 	// addr is the SIP listen address.
 	addr netip.AddrPort
 
@@ -180,38 +180,19 @@ func (p *Embedded) Start(ctx context.Context) error {
 	}
 	p.alloc = alloc
 
-	pc, err := p.cfg.Net.ListenPacket("udp4", netip.AddrPortFrom(ip, uint16(port)).String())
+	stack, err := sipnet.Listen(sipnet.Config{
+		Net:       p.cfg.Net,
+		Bind:      netip.AddrPortFrom(ip, uint16(port)),
+		UserAgent: "siprtc-embedded-pbx",
+		Hostname:  ip.String(),
+		Logger:    p.log,
+	})
 	if err != nil {
 		return fmt.Errorf("embedded PBX: listen SIP on %s:%d/udp: %w", ip, port, err)
 	}
-	p.pc = pc
-	la, ok := pc.LocalAddr().(*net.UDPAddr)
-	if !ok {
-		pc.Close()
-		return fmt.Errorf("embedded PBX: %w in %v", errNoIP, pc.LocalAddr())
-	}
-	p.addr = netip.AddrPortFrom(ip, uint16(la.Port))
-
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("siprtc-embedded-pbx"), sipgo.WithUserAgentHostname(ip.String()),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(p.log)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(p.log)))
-	if err != nil {
-		pc.Close()
-		return fmt.Errorf("embedded PBX: %w", err)
-	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(p.log))
-	if err != nil {
-		ua.Close()
-		pc.Close()
-		return fmt.Errorf("embedded PBX: %w", err)
-	}
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname(ip.String()), sipgo.WithClientConnectionAddr(p.addr.String()), sipgo.WithClientLogger(p.log))
-	if err != nil {
-		ua.Close()
-		pc.Close()
-		return fmt.Errorf("embedded PBX: %w", err)
-	}
-	p.ua, p.srv, p.cli = ua, srv, cli
+	p.stack = stack
+	p.ua, p.srv, p.cli, p.addr = stack.UA, stack.Server, stack.Client, stack.Addr
+	srv := stack.Server
 	srv.OnRegister(p.handleRegister)
 	srv.OnInvite(p.handleInvite)
 	srv.OnAck(p.handleAck)
@@ -226,15 +207,8 @@ func (p *Embedded) Start(ctx context.Context) error {
 	srv.OnUpdate(p.handleInDialog)
 
 	p.ctx, p.cancel = context.WithCancel(ctx)
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		if err := srv.ServeUDP(pc); err != nil && p.ctx.Err() == nil {
-			p.log.Error("SIP transport stopped", "err", err)
-		}
-	}()
-	// sipgo registers the connection inside ServeUDP; requests the B2BUA sends must reuse it.
-	if err := waitConnection(p.ctx, ua, p.addr.String()); err != nil {
+	// Requests the B2BUA sends must go out of the SIP socket: Serve returns once sipgo has it.
+	if err := stack.Serve(p.ctx); err != nil {
 		p.Close()
 		return fmt.Errorf("embedded PBX: %w", err)
 	}
@@ -247,23 +221,6 @@ func (p *Embedded) Start(ctx context.Context) error {
 	p.log.Info("embedded PBX listening", "sip", p.addr, "domain", p.domain, "rtp", fmt.Sprintf("%d-%d", rtpMin, rtpMax),
 		"users", len(p.conf.Directory.Domains[p.domain].Users))
 	return nil
-}
-
-// waitConnection waits until sipgo's transport layer holds the listening connection.
-func waitConnection(ctx context.Context, ua *sipgo.UserAgent, addr string) error {
-	for i := 0; ; i++ {
-		if c, err := ua.TransportLayer().GetConnection("udp", addr); err == nil && c != nil {
-			return nil
-		}
-		if i > 2000 {
-			return fmt.Errorf("SIP connection %s not ready", addr)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Millisecond):
-		}
-	}
 }
 
 // Backend implements PBX.
@@ -316,11 +273,8 @@ func (p *Embedded) Close() error {
 	p.cancel()
 	p.waitCalls()
 	var err error
-	if p.ua != nil {
-		err = p.ua.Close()
-	}
-	if p.pc != nil {
-		p.pc.Close()
+	if p.stack != nil {
+		err = p.stack.Close()
 	}
 	p.wg.Wait()
 	return err

@@ -8,10 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/pion/logging"
 	"github.com/pion/transport/v5"
 	"github.com/pion/transport/v5/stdnet"
 	"github.com/pion/transport/v5/vnet"
+
+	"github.com/siprtc/siprtc/internal/sipnet"
 )
 
 // testLogger is silent unless SIPPHONE_DEBUG is set: sipgo keeps logging from timers after a
@@ -67,6 +70,24 @@ func (n *testNetwork) host(t testing.TB) (transport.Net, netip.Addr) {
 		t.Fatal(err)
 	}
 	return nw, ip
+}
+
+// serveSIP serves a plain sipgo stack on nw (a test's registrar or caller) with the handlers
+// handle registers. Closing it is registered as a cleanup; tests may close it earlier.
+func serveSIP(t testing.TB, nw transport.Net, bind netip.AddrPort, handle func(*sipgo.Server)) *sipnet.Stack {
+	t.Helper()
+	s, err := sipnet.Listen(sipnet.Config{Net: nw, Bind: bind, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if handle != nil {
+		handle(s.Server)
+	}
+	if err := s.Serve(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 func (n *testNetwork) start(t testing.TB) {

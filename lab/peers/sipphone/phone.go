@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -27,6 +26,8 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/transport/v5"
+
+	"github.com/siprtc/siprtc/internal/sipnet"
 )
 
 // Default values of Config fields left zero.
@@ -103,15 +104,12 @@ type Phone struct {
 	cancel context.CancelFunc
 
 	// Set by Start, read-only afterwards.
-	ua     *sipgo.UserAgent
-	srv    *sipgo.Server
+	stack  *sipnet.Stack
 	client *sipgo.Client
-	pc     *sipConn
 	addr   netip.AddrPort
-	serve  chan struct{} // closed when ServeUDP returns
 
-	// sendMu guards sipgo's request path: once the listening connection is gone sipgo would open
-	// an OS socket of its own for a new request, so nothing is sent after Close takes it.
+	// sendMu guards sipgo's request path: nothing is sent after Close takes it, so a request
+	// never races the SIP socket's shutdown.
 	sendMu   sync.RWMutex
 	sendDone bool
 
@@ -190,9 +188,6 @@ func New(cfg Config, opts ...Option) (*Phone, error) {
 	}, nil
 }
 
-// errNoDNS keeps sipgo away from the host's resolver: the lab addresses everything by IP.
-var errNoDNS = errors.New("sipphone: no DNS, use IP addresses")
-
 // Start binds the SIP socket through Config.Net and serves SIP. It returns once sipgo has
 // registered the socket, so requests go out of it (never out of an OS socket sipgo opens itself).
 // The phone serves until Close, or until ctx is done.
@@ -209,52 +204,21 @@ func (p *Phone) Start(ctx context.Context) error {
 	p.started = true
 	p.mu.Unlock()
 
-	bind := netip.AddrPortFrom(p.cfg.LocalIP, uint16(p.cfg.SIPPort))
-	pc, err := p.cfg.Net.ListenPacket("udp4", bind.String())
+	stack, err := sipnet.Listen(sipnet.Config{
+		Net:               p.cfg.Net,
+		Bind:              netip.AddrPortFrom(p.cfg.LocalIP, uint16(p.cfg.SIPPort)),
+		UserAgent:         p.cfg.User,
+		Hostname:          p.domain(),
+		Logger:            p.log,
+		NAT:               true, // Via ;rport
+		UnhandledResponse: p.onStrayResponse,
+	})
 	if err != nil {
-		return fmt.Errorf("sipphone: bind SIP %s: %w", bind, err)
+		return fmt.Errorf("sipphone: %w", err)
 	}
-	conn := newSIPConn(pc)
-	local, err := netip.ParseAddrPort(pc.LocalAddr().String())
-	if err != nil {
-		_ = pc.Close()
-		return fmt.Errorf("sipphone: SIP socket address %s: %w", pc.LocalAddr(), err)
-	}
+	p.stack, p.client, p.addr = stack, stack.Client, stack.Addr
 
-	noDNS := &net.Resolver{PreferGo: true, Dial: func(context.Context, string, string) (net.Conn, error) {
-		return nil, errNoDNS
-	}}
-	ua, err := sipgo.NewUA(
-		sipgo.WithUserAgent(p.cfg.User),
-		sipgo.WithUserAgentHostname(p.domain()),
-		sipgo.WithUserAgentDNSResolver(noDNS),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(p.log)),
-		sipgo.WithUserAgentTransactionLayerOptions(
-			sip.WithTransactionLayerLogger(p.log),
-			sip.WithTransactionLayerUnhandledResponseHandler(p.onStrayResponse),
-		),
-	)
-	if err != nil {
-		_ = pc.Close()
-		return fmt.Errorf("sipphone: user agent: %w", err)
-	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(p.log))
-	if err == nil {
-		p.client, err = sipgo.NewClient(ua,
-			sipgo.WithClientLogger(p.log),
-			sipgo.WithClientHostname(local.Addr().String()),
-			sipgo.WithClientPort(int(local.Port())),
-			sipgo.WithClientNAT(), // Via ;rport
-			sipgo.WithClientConnectionAddr(local.String()),
-		)
-	}
-	if err != nil {
-		_ = ua.Close()
-		_ = pc.Close()
-		return fmt.Errorf("sipphone: sipgo: %w", err)
-	}
-	p.ua, p.srv, p.pc, p.addr = ua, srv, conn, local
-
+	srv := stack.Server
 	srv.OnInvite(p.handler(p.handleInvite))
 	srv.OnAck(p.handler(p.handleAck))
 	srv.OnBye(p.handler(p.handleBye))
@@ -262,34 +226,17 @@ func (p *Phone) Start(ctx context.Context) error {
 	srv.OnPrack(p.handler(p.handlePrack))
 	srv.OnOptions(p.handler(p.handleOptions))
 
-	p.serve = make(chan struct{})
-	go func() {
-		defer close(p.serve)
-		if err := srv.ServeUDP(conn); err != nil {
-			p.log.Warn("SIP serve ended", "error", err)
+	if err := stack.Serve(ctx); err != nil {
+		_ = p.Close()
+		if errors.Is(err, sipnet.ErrClosed) {
+			err = ErrClosed
 		}
-	}()
-
-	// ServeUDP puts the socket in the transport pool before reading; requests must wait for it.
-	for {
-		if c, err := ua.TransportLayer().GetConnection("udp", local.String()); err == nil {
-			_, _ = c.TryClose() // GetConnection took a reference
-			break
-		}
-		select {
-		case <-ctx.Done():
-			_ = p.Close()
-			return fmt.Errorf("sipphone: waiting for the SIP socket: %w", ctx.Err())
-		case <-p.serve:
-			_ = p.Close()
-			return fmt.Errorf("sipphone: SIP socket closed while starting: %w", ErrClosed)
-		case <-time.After(time.Millisecond):
-		}
+		return fmt.Errorf("sipphone: starting SIP: %w", err)
 	}
 	p.mu.Lock()
 	p.stopCtx = context.AfterFunc(ctx, func() { _ = p.Close() })
 	p.mu.Unlock()
-	p.log.Debug("SIP serving", "addr", local)
+	p.log.Debug("SIP serving", "addr", p.addr)
 	return nil
 }
 
@@ -373,8 +320,8 @@ func (p *Phone) Close() error {
 	p.sendMu.Lock()
 	p.sendDone = true
 	p.sendMu.Unlock()
-	if p.ua != nil {
-		p.shutdownSIP()
+	if p.stack != nil {
+		_ = p.stack.Close()
 	}
 	p.log.Debug("closed")
 	return nil

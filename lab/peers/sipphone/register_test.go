@@ -30,39 +30,15 @@ type testRegistrar struct {
 
 func startRegistrar(t *testing.T, nw transport.Net, ip netip.Addr, users map[string]string) *testRegistrar {
 	t.Helper()
-	raw, err := nw.ListenPacket("udp4", netip.AddrPortFrom(ip, 0).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := newSIPConn(raw)
-	ua, err := sipgo.NewUA(sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(testLogger())),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(testLogger())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(testLogger()))
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := &testRegistrar{
-		addr:     netip.MustParseAddrPort(pc.LocalAddr().String()),
 		users:    users,
 		chal:     digest.Challenge{Realm: "lab", Nonce: "c0ffee", Algorithm: "MD5", QOP: []string{"auth"}},
 		bindings: map[string]string{},
 		expires:  map[string]string{},
 	}
-	srv.OnRegister(r.handle)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.ServeUDP(pc)
-	}()
-	t.Cleanup(func() {
-		// The phones are closed by now (cleanups run last in, first out): nothing is in flight.
-		_ = pc.Close()
-		<-done
-		_ = ua.Close()
-	})
+	// The phones are closed by the time the cleanup closes it (cleanups run last in, first out).
+	s := serveSIP(t, nw, netip.AddrPortFrom(ip, 0), func(srv *sipgo.Server) { srv.OnRegister(r.handle) })
+	r.addr = s.Addr
 	return r
 }
 
@@ -186,25 +162,11 @@ func TestCallAnswersProxyChallenge(t *testing.T) {
 	defer cancel()
 	n := newTestNetwork(t, "loopback")
 	nw, ip := n.host(t)
-	raw, err := nw.ListenPacket("udp4", netip.AddrPortFrom(ip, 0).String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := newSIPConn(raw)
-	ua, err := sipgo.NewUA(sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(testLogger())),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(testLogger())))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(testLogger()))
-	if err != nil {
-		t.Fatal(err)
-	}
 	chal := digest.Challenge{Realm: "lab", Nonce: "5eed", Algorithm: "MD5"}
 	var mu sync.Mutex
 	var cseqs []uint32
 	var authorized []bool
-	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+	onInvite := func(req *sip.Request, tx sip.ServerTransaction) {
 		h := req.GetHeader("Proxy-Authorization")
 		mu.Lock()
 		cseqs = append(cseqs, req.CSeq().SeqNo)
@@ -225,21 +187,12 @@ func TestCallAnswersProxyChallenge(t *testing.T) {
 		authorized = append(authorized, ok)
 		mu.Unlock()
 		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusBusyHere, "Busy Here", nil))
-	})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.ServeUDP(pc)
-	}()
-	t.Cleanup(func() {
-		_ = pc.Close()
-		<-done
-		_ = ua.Close()
-	})
+	}
+	uas := serveSIP(t, nw, netip.AddrPortFrom(ip, 0), func(srv *sipgo.Server) { srv.OnInvite(onInvite) })
 
 	a := newPhone(t, n, "1000", func(c *Config) { c.Password = "secret" })
 	startPhones(t, ctx, a)
-	_, err = a.Call(ctx, "sip:2000@"+pc.LocalAddr().String())
+	_, err := a.Call(ctx, "sip:2000@"+uas.Addr.String())
 	var se *StatusError
 	if !errors.As(err, &se) || se.Code != sip.StatusBusyHere {
 		t.Fatalf("call: %v, want the StatusError 486 of the authorized INVITE", err)

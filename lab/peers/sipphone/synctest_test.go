@@ -9,7 +9,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 )
 
@@ -148,32 +147,12 @@ func TestReliableRingingGivesUpWithoutPRACK(t *testing.T) {
 		b.OnIncoming(func(in *Incoming) { ringErr <- in.Ring() })
 
 		// The caller: sipgo over vnet, its client sending from the socket its server reads.
-		raw, err := uacNet.ListenPacket("udp4", netip.AddrPortFrom(uacIP, 5060).String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		pc := newSIPConn(raw)
-		ua, err := sipgo.NewUA(sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(testLogger())),
-			sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(testLogger())))
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, _ := sipgo.NewServer(ua, sipgo.WithServerLogger(testLogger()))
-		client, err := sipgo.NewClient(ua, sipgo.WithClientConnectionAddr(pc.LocalAddr().String()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		served := make(chan struct{})
-		go func() {
-			defer close(served)
-			_ = srv.ServeUDP(pc)
-		}()
-		synctest.Wait() // ServeUDP has put the socket in sipgo's pool
+		uac := serveSIP(t, uacNet, netip.AddrPortFrom(uacIP, 5060), nil)
 
 		req := sip.NewRequest(sip.INVITE, *b.Contact())
 		req.AppendHeader(sip.NewHeader("Require", "100rel"))
 		req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{User: "raw", Host: uacIP.String(), Port: 5060}})
-		tx, err := client.TransactionRequest(ctx, req)
+		tx, err := uac.Client.TransactionRequest(ctx, req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -218,9 +197,9 @@ func TestReliableRingingGivesUpWithoutPRACK(t *testing.T) {
 		if err := b.Close(); err != nil {
 			t.Fatal(err)
 		}
-		_ = pc.Close()
-		<-served
-		_ = ua.Close()
+		if err := uac.Close(); err != nil {
+			t.Fatal(err)
+		}
 	})
 }
 
