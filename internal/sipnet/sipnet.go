@@ -70,6 +70,9 @@ type Config struct {
 	// retransmitted 2xx to an INVITE whose transaction has ended); by default they are logged at
 	// debug level.
 	UnhandledResponse func(*sip.Response)
+	// TCP also serves SIP over TCP on Bind's address and port when Net supports TCP (the
+	// standard network does; pion's vnet does not, and then the Stack serves UDP only).
+	TCP bool
 }
 
 // Stack is a sipgo user agent with its server and client on one UDP socket of a transport.Net.
@@ -79,10 +82,14 @@ type Stack struct {
 	Server *sipgo.Server
 	Client *sipgo.Client
 	Addr   netip.AddrPort // the socket's address
+	// TCPAddr is where SIP over TCP is served (invalid when it is not).
+	TCPAddr netip.AddrPort
 
-	conn *conn
-	log  *slog.Logger
-	done chan struct{} // closed when serving ended (or, without Serve, by Close)
+	conn    *conn
+	tcp     net.Listener
+	tcpDone chan struct{}
+	log     *slog.Logger
+	done    chan struct{} // closed when serving ended (or, without Serve, by Close)
 
 	mu        sync.Mutex
 	serving   bool
@@ -172,13 +179,31 @@ func Listen(cfg Config) (*Stack, error) {
 
 	c := newConn(pc, ua.TransportLayer().Pool("udp"))
 	c.pin() // requests sent before Serve go out of the socket too
-	return &Stack{
+	st := &Stack{
 		UA: ua, Server: srv, Client: client, Addr: local,
 		conn:      c,
 		log:       cfg.Logger,
 		done:      make(chan struct{}),
 		closeDone: make(chan struct{}),
-	}, nil
+	}
+	if cfg.TCP {
+		tcpNet := "tcp4"
+		if local.Addr().Is6() {
+			tcpNet = "tcp6"
+		}
+		ln, err := cfg.Net.ListenTCP(tcpNet, net.TCPAddrFromAddrPort(local))
+		switch {
+		case errors.Is(err, transport.ErrNotSupported):
+			cfg.Logger.Debug("no SIP over TCP: the network has no TCP", "addr", local)
+		case err != nil:
+			_ = pc.Close()
+			return nil, fmt.Errorf("sipnet: bind %s/tcp: %w", local, err)
+		default:
+			st.tcp = ln
+			st.TCPAddr = local
+		}
+	}
+	return st, nil
 }
 
 // Serve starts serving on a goroutine of its own and returns once sipgo has put the socket in
@@ -204,6 +229,14 @@ func (s *Stack) Serve(ctx context.Context) error {
 			s.log.Warn("SIP serving ended", "addr", s.Addr, "error", err)
 		}
 	}()
+	if s.tcp != nil {
+		s.tcpDone = make(chan struct{})
+		go func() {
+			defer close(s.tcpDone)
+			// Accept fails once Close closes the listener; that ends serving.
+			_ = s.Server.ServeTCP(s.tcp)
+		}()
+	}
 
 	// ServeUDP pools the socket, then reads: its first read means the socket is in the pool.
 	select {
@@ -255,8 +288,18 @@ func (s *Stack) Close() error {
 		}
 	}
 	s.conn.pin()
+	if s.tcp != nil {
+		_ = s.tcp.Close()
+	}
 	s.UA.TransactionLayer().Close()
 	s.closeErr = s.conn.Close()
+	if s.tcp != nil {
+		// TCP connections (accepted or dialled) end their read loops when closed.
+		_ = s.UA.TransportLayer().Pool("tcp").Clear()
+		if s.tcpDone != nil {
+			<-s.tcpDone
+		}
+	}
 	if serving {
 		<-s.done
 	} else {

@@ -190,6 +190,12 @@ func (c *call) bridgeTo(target string) (bool, string) {
 	}
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(offer)
+	if reg.Transport == "TCP" {
+		// Like sofia for a binding that came over TCP: use the connection it registered on.
+		req.SetTransport("TCP")
+		req.SetDestination(reg.Source.String())
+		b.transport, b.dest = "TCP", reg.Source.String()
+	}
 	b.invite = req
 
 	c.mu.Lock()
@@ -356,6 +362,7 @@ func (b *leg) ack(res *sip.Response) {
 	for _, r := range b.routes {
 		ack.AppendHeader(&sip.RouteHeader{Address: *r.Clone()})
 	}
+	b.route(ack)
 	if err := b.p.cli.WriteRequest(ack); err != nil {
 		b.p.log.Warn("ACK failed", "callid", b.callID, "err", err)
 	}
@@ -397,6 +404,7 @@ func (c *call) cancelB(b *leg, tx sip.ClientTransaction) {
 	mf := sip.MaxForwardsHeader(70)
 	cancel.AppendHeader(&mf)
 	sip.CopyHeaders("Route", inv, cancel)
+	b.route(cancel)
 	ctx, stop := context.WithTimeout(context.Background(), 32*sip.T1)
 	defer stop()
 	if _, err := c.p.cli.Do(ctx, cancel, func(*sipgo.Client, *sip.Request) error { return nil }); err != nil {

@@ -111,6 +111,9 @@ func (p *Embedded) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 			a.routes = append(a.routes, *rr.Address.Clone())
 		}
 	}
+	if strings.EqualFold(req.Transport(), "TCP") {
+		a.transport, a.dest = "TCP", req.Source()
+	}
 	a.reliable = p.profile.Bool("enable-100rel", false) && (hasOption(req, "Supported", "100rel") || hasOption(req, "Require", "100rel"))
 	c.a = a
 	if body := req.Body(); len(body) > 0 {

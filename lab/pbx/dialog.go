@@ -45,6 +45,9 @@ type leg struct {
 	confirmed bool
 	ended     bool
 
+	// transport and dest pin in-dialog requests to a TCP connection (empty: UDP to the target).
+	transport, dest string
+
 	eps      []*rtprelay.Endpoint
 	media    []rtprelay.Media // the remote's media description
 	sdpSess  uint64
@@ -88,7 +91,16 @@ func (l *leg) newRequest(method sip.RequestMethod) *sip.Request {
 		req.AppendHeader(&sip.RouteHeader{Address: *r.Clone()})
 	}
 	req.AppendHeader(l.p.contact())
+	l.route(req)
 	return req
+}
+
+// route sends a request of this dialog over the leg's TCP connection when it has one.
+func (l *leg) route(req *sip.Request) {
+	if l.transport != "" {
+		req.SetTransport(l.transport)
+		req.SetDestination(l.dest)
+	}
 }
 
 // do sends an in-dialog request and returns the final response.
@@ -109,7 +121,13 @@ func (l *leg) sendBye() {
 	}
 	l.ended = true
 	l.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	// A BYE to a peer that vanished waits for its transaction timeout; bound it, and let Close
+	// abort it. BYEs sent by Close itself (hangupAll) still go out, with a short wait.
+	parent, timeout := l.p.ctx, 8*time.Second
+	if parent.Err() != nil {
+		parent, timeout = context.Background(), 500*time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	if _, err := l.do(ctx, l.newRequest(sip.BYE)); err != nil {
 		l.p.log.Debug("BYE failed", "call", l.call.uuid, "err", err)

@@ -186,6 +186,7 @@ func (p *Embedded) Start(ctx context.Context) error {
 		UserAgent: "siprtc-embedded-pbx",
 		Hostname:  ip.String(),
 		Logger:    p.log,
+		TCP:       true, // on real networks; the lab's vnet has no TCP
 	})
 	if err != nil {
 		return fmt.Errorf("embedded PBX: listen SIP on %s:%d/udp: %w", ip, port, err)
@@ -228,6 +229,9 @@ func (p *Embedded) Backend() Backend { return BackendEmbedded }
 
 // SIPAddr implements PBX.
 func (p *Embedded) SIPAddr() netip.AddrPort { return p.addr }
+
+// TCPAddr is where the PBX serves SIP over TCP (invalid on networks without TCP, like vnet).
+func (p *Embedded) TCPAddr() netip.AddrPort { return p.stack.TCPAddr }
 
 // Domain implements PBX.
 func (p *Embedded) Domain() string { return p.domain }

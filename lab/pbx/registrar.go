@@ -19,6 +19,7 @@ type Registration struct {
 	User, Domain string
 	Contact      sip.Uri
 	Source       netip.AddrPort // where the REGISTER came from (FreeSWITCH's network_ip:network_port)
+	Transport    string         // UDP or TCP: requests to a TCP binding reuse its connection
 	CallID       string
 	CSeq         uint32
 	Expires      time.Time
@@ -159,7 +160,7 @@ func (p *Embedded) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		exp = min(exp, maxExpires)
 		r := Registration{User: user, Domain: domain, Contact: *c.Address.Clone(), Source: src,
-			CallID: req.CallID().Value(), CSeq: req.CSeq().SeqNo}
+			CallID: req.CallID().Value(), CSeq: req.CSeq().SeqNo, Transport: strings.ToUpper(req.Transport())}
 		if ua := req.GetHeader("User-Agent"); ua != nil {
 			r.UserAgent = ua.Value()
 		}
