@@ -4,12 +4,11 @@ package netem
 // run over this package's vnet network inside testing/synctest, carry audio with DTLS-SRTP, NACK
 // repairs audio loss, and every goroutine ends when the call is torn down.
 //
-// They are in package netem (not netem_test) only to reach the router for the loss filter.
+// The loss and delay are the hosts' link models (Direction.Set): every UDP datagram between the
+// peers (ICE, DTLS, RTP, RTCP) crosses the sender's Up and the receiver's Down.
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -19,7 +18,6 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/rtp"
-	"github.com/pion/transport/v5/vnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -32,55 +30,18 @@ const (
 type callOptions struct {
 	duration time.Duration
 	nack     bool
-	lossPct  int    // per direction, on every UDP chunk between the peers (ICE, DTLS, RTP, RTCP)
-	seed     uint64 // loss RNG seed
+	loss     float64       // Bernoulli loss on each host's uplink, so each way
+	delay    time.Duration // one-way delay on each host's uplink
+	seed     int64         // the network's seed
 }
 
 type callResult struct {
-	connectTime time.Duration // emulated: offer to both PeerConnections connected
-	emulated    time.Duration // emulated: whole call, setup to the end of teardown
-	sent        int           // RTP packets written by the sender
-	received    int           // RTP packets read by the receiver, duplicates included
-	unique      int           // distinct sequence numbers read by the receiver
-	loss        *lossFilter   // nil without loss
-}
-
-// lossFilter drops UDP chunks between the peers with a seeded RNG. The router calls it on its own
-// goroutine with its lock held.
-type lossFilter struct {
-	mu      sync.Mutex
-	rng     *rand.Rand
-	pct     int
-	alice   string // chunks from this IP are direction 0 (alice->bob), the rest direction 1
-	seen    [2]int
-	dropped [2]int
-	rtp     [2]int // PCMU RTP chunks seen alice->bob, [1] of them dropped
-}
-
-func (f *lossFilter) filter(c vnet.Chunk) bool {
-	if c.Network() != "udp" {
-		return true
-	}
-	dir := 1
-	if a, ok := c.SourceAddr().(*net.UDPAddr); ok && a.IP.String() == f.alice {
-		dir = 0
-	}
-	d := c.UserData()
-	isRTP := dir == 0 && len(d) >= 12 && d[0]>>6 == 2 && d[1]&0x7f == pcmuPayloadType
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.seen[dir]++
-	if isRTP {
-		f.rtp[0]++
-	}
-	if f.rng.IntN(100) >= f.pct {
-		return true
-	}
-	f.dropped[dir]++
-	if isRTP {
-		f.rtp[1]++
-	}
-	return false
+	connectTime time.Duration     // emulated: offer to both PeerConnections connected
+	emulated    time.Duration     // emulated: whole call, setup to the end of teardown
+	sent        int               // RTP packets written by the sender
+	received    int               // RTP packets read by the receiver, duplicates included
+	unique      int               // distinct sequence numbers read by the receiver
+	up          [2]DirectionStats // alice/up, bob/up
 }
 
 // newAudioPeer builds a PeerConnection on host h: PCMU only, host UDP4 candidates only, no mDNS,
@@ -172,7 +133,7 @@ func runAudioCall(t *testing.T, o callOptions) callResult {
 	start := time.Now()
 	var res callResult
 
-	n, err := New("")
+	n, err := New("", WithSeed(o.seed))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,9 +145,14 @@ func runAudioCall(t *testing.T, o callOptions) callResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.lossPct > 0 {
-		res.loss = &lossFilter{rng: rand.New(rand.NewPCG(o.seed, 0x5eed)), pct: o.lossPct, alice: alice.IP.String()}
-		n.router.AddChunkFilter(res.loss.filter)
+	link := LinkConfig{Delay: DelayModel{Base: o.delay}}
+	if o.loss > 0 {
+		link.Loss = LossModel{Kind: LossBernoulli, Rate: o.loss}
+	}
+	for _, d := range []*Direction{alice.Up, bob.Up} {
+		if err := d.Set(link); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err = n.Start(); err != nil {
 		t.Fatal(err)
@@ -299,6 +265,7 @@ func runAudioCall(t *testing.T, o callOptions) callResult {
 	// main bubble goroutine has exited but blocked goroutines remain") if any goroutine is still
 	// blocked, e.g. the report interceptors' loops without pc.Close, or the router's without Stop.
 	res.emulated = time.Since(start)
+	res.up = [2]DirectionStats{alice.Up.Stats(), bob.Up.Stats()}
 	return res
 }
 
@@ -330,32 +297,34 @@ func TestWebRTCAudioCallSynctest(t *testing.T) {
 	}
 }
 
-const nackSeed = 1 // loss RNG seed; results also vary slightly with goroutine scheduling
+const nackSeed = 1 // the network's seed; results also vary slightly with goroutine scheduling
 
 func TestWebRTCAudioNackRepairsLoss(t *testing.T) {
-	const lossPct = 5
+	const loss, delay = 0.05, 20 * time.Millisecond
 	var res callResult
 	wall := time.Now()
 	synctest.Test(t, func(t *testing.T) {
-		res = runAudioCall(t, callOptions{duration: callDuration(), nack: true, lossPct: lossPct, seed: nackSeed})
+		res = runAudioCall(t, callOptions{duration: callDuration(), nack: true, loss: loss, delay: delay, seed: nackSeed})
 	})
 	elapsed := time.Since(wall)
 	if t.Failed() {
 		return
 	}
-	l := res.loss
-	t.Logf("nack call, %d%% loss each way: chunks dropped %d/%d alice->bob, %d/%d bob->alice; "+
-		"RTP first transmissions+retransmissions dropped %d/%d; receiver has %d of %d sent (%d reads); "+
-		"connected after %v, %v emulated in %v wall",
-		lossPct, l.dropped[0], l.seen[0], l.dropped[1], l.seen[1], l.rtp[1], l.rtp[0],
+	a, b := res.up[0], res.up[1]
+	t.Logf("nack call, %.0f%% loss and %v each way: datagrams dropped %d/%d alice->bob, %d/%d bob->alice; "+
+		"receiver has %d of %d sent (%d reads); connected after %v, %v emulated in %v wall",
+		loss*100, delay, a.DroppedLoss, a.OfferedPackets, b.DroppedLoss, b.OfferedPackets,
 		res.unique, res.sent, res.received, res.connectTime, res.emulated, elapsed.Round(time.Millisecond))
-	if l.rtp[1] == 0 || l.dropped[1] == 0 {
-		t.Fatal("the loss filter dropped nothing: the test proves nothing")
+	if a.DroppedLoss == 0 || b.DroppedLoss == 0 {
+		t.Fatal("the links dropped nothing: the test proves nothing")
+	}
+	if got := a.OneWayDelay.Min; got != delay {
+		t.Errorf("alice/up one-way delay from %v, want %v", got, delay)
 	}
 	// Without NACK about 5% would be missing; a loss in the last packets can go undetected
 	// (no later packet reveals the gap), so allow two.
 	if missing := res.sent - res.unique; missing > 2 {
-		t.Errorf("%d of %d packets still missing after NACK (%d RTP chunks dropped)", missing, res.sent, l.rtp[1])
+		t.Errorf("%d of %d packets still missing after NACK (%d datagrams dropped alice->bob)", missing, res.sent, a.DroppedLoss)
 	}
 	if res.unique > res.sent {
 		t.Errorf("receiver saw %d distinct sequence numbers, only %d sent", res.unique, res.sent)
