@@ -131,3 +131,33 @@ func copyOverlay(t *testing.T) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestGatewayCheck(t *testing.T) {
+	code, out, errs := runCLI(t, "gateway", "check", "../../fixtures/rtx/srproxy.conf")
+	if code != 0 || !strings.Contains(out, "sip_svr=127.0.0.1:5060") || strings.Contains(out, "sip_pwd=1234") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
+	bad := filepath.Join(t.TempDir(), "rtx.conf")
+	if err := os.WriteFile(bad, []byte("[global]\nsip_svr=1.2.3.4:abc\n[proxy]\non=1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs = runCLI(t, "gateway", "check", "--config", bad)
+	if code != 1 || !strings.Contains(errs, "rtx.conf:2: [global] sip_svr") {
+		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and the line of sip_svr", code, errs)
+	}
+}
+
+func TestGatewayToken(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "rtx.conf")
+	if err := os.WriteFile(conf, []byte("[global]\nsip_svr=127.0.0.1:5060\n[proxy]\non=1\nsip_account=1000\nsip_pwd=secret\n[signaling]\napp_secret=0123456789abcdef0123\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "gateway", "token", "--config", conf, "--user", "alice")
+	if code != 0 || len(strings.TrimSpace(out)) < 20 {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	code, _, errs = runCLI(t, "gateway", "token", "--config", "../../fixtures/rtx/srproxy.conf", "--user", "alice")
+	if code != 1 || !strings.Contains(errs, "app_secret") {
+		t.Errorf("a configuration without app_secret: exit %d, stderr %q", code, errs)
+	}
+}
