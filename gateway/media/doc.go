@@ -1,0 +1,18 @@
+// Package media is the per-call media bridge between the client's PeerConnection (ICE,
+// DTLS-SRTP, NACK/RTX, TWCC, done by pion and gateway/rtc) and a plain RTP/RTCP socket pair
+// toward the PBX, opened through an injected transport.Net.
+//
+// Per media kind a Stream runs two directions, each a chain of small Handlers in pion's
+// interceptor shape (bound once per path, then called per packet), all assembled in
+// Stream.pipeline so the whole media path reads top to bottom: payload-type classification,
+// RFC 3550 receive statistics, RFC 4733 DTMF detection, payload-type mapping, header-extension
+// stripping, SSRC/sequence/timestamp rewriting (continuous across re-INVITEs and new tracks),
+// send statistics; the SIP -> WebRTC direction first latches onto the PBX's source
+// (symmetric RTP). Beside the chains run the long-lived services: the SIP leg's SR/RR every
+// RTCPInterval, the translation of key-frame requests (PLI/FIR) between the legs, DTMF
+// generation, and the counters that Stats snapshots.
+//
+// There is no transcoding: a format reaches the other leg only when both negotiated it
+// (gateway/rtc.Match decides; no common codec is a refusal before a bridge exists). RED is
+// declined at negotiation, so the bridge never sees RFC 2198 payloads.
+package media
