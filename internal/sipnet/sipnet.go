@@ -1,9 +1,10 @@
-// Package sipnet runs sipgo (v1.7) over UDP on an injected pion transport.Net without sipgo ever
-// opening an OS socket of its own. The gateway, the embedded PBX and the lab's SIP phone all use
-// it: in the lab their Net is a vnet host, and a real socket sending to a virtual 10.77.x.x
-// address would put lab traffic on the machine's network, which is forbidden there.
+// Package sipnet runs sipgo (v1.7) on an injected pion transport.Net without sipgo ever opening
+// an OS socket of its own: UDP always, TCP and TLS when the Net supports TCP. The gateway, the
+// embedded PBX and the lab's SIP phone all use it: in the lab their Net is a vnet host, and a
+// real socket sending to a virtual 10.77.x.x address would put lab traffic on the machine's
+// network, which is forbidden there.
 //
-// sipgo opens sockets itself in three places, each closed here:
+// sipgo opens sockets itself in four places, each closed here:
 //
 //   - Client requests: without a fixed local address sipgo looks a connection up by destination
 //     and, on a miss, creates one with net.ListenConfig. The Stack's Client always names the
@@ -19,6 +20,8 @@
 //     handles stay in the pool for good: once the socket is closed, writes through them fail.
 //   - DNS: sipgo resolves host names with its resolver, the host's by default. The lab addresses
 //     everything by IP, so the Stack's resolver fails every lookup.
+//   - Stream connections: sipgo dials TCP and TLS itself. Here its dialer refuses, and
+//     Stack.Connect opens them through the Net instead (stream.go).
 //
 // Two more details: ServeUDP puts the socket in the pool before it first reads, and requests sent
 // before that would miss it (Serve waits for it); and vnet reports reads on a closed socket with
@@ -28,6 +31,7 @@ package sipnet
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,6 +77,13 @@ type Config struct {
 	// TCP also serves SIP over TCP on Bind's address and port when Net supports TCP (the
 	// standard network does; pion's vnet does not, and then the Stack serves UDP only).
 	TCP bool
+	// TLS, when set and Net supports TCP, also serves SIP over TLS with its certificates on
+	// TLSPort of Bind's address (0 picks a free port).
+	TLS     *tls.Config
+	TLSPort int
+	// ClientTLS configures the TLS connections Connect opens (root CAs, client certificates);
+	// its ServerName defaults to the peer's IP address. Nil: Connect("tls") fails.
+	ClientTLS *tls.Config
 }
 
 // Stack is a sipgo user agent with its server and client on one UDP socket of a transport.Net.
@@ -84,12 +95,19 @@ type Stack struct {
 	Addr   netip.AddrPort // the socket's address
 	// TCPAddr is where SIP over TCP is served (invalid when it is not).
 	TCPAddr netip.AddrPort
+	// TLSAddr is where SIP over TLS is served (invalid when it is not).
+	TLSAddr netip.AddrPort
 
-	conn    *conn
-	tcp     net.Listener
-	tcpDone chan struct{}
-	log     *slog.Logger
-	done    chan struct{} // closed when serving ended (or, without Serve, by Close)
+	conn      *conn
+	net       transport.Net
+	clientTLS *tls.Config
+	tcp       net.Listener
+	tls       net.Listener
+	inject    map[string]*injectListener // by network: the connections Connect opened
+	dialMu    sync.Mutex                 // one Connect dials at a time
+	streams   sync.WaitGroup             // sipgo's accept loops of tcp, tls and inject
+	log       *slog.Logger
+	done      chan struct{} // closed when serving ended (or, without Serve, by Close)
 
 	mu        sync.Mutex
 	serving   bool
@@ -144,7 +162,8 @@ func Listen(cfg Config) (*Stack, error) {
 	uaOpts := []sipgo.UserAgentOption{
 		sipgo.WithUserAgentHostname(cfg.Hostname),
 		sipgo.WithUserAgentDNSResolver(noDNS),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(cfg.Logger)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(cfg.Logger),
+			sip.WithTransportLayerTransports(streamTransports())),
 		sipgo.WithUserAgentTransactionLayerOptions(txOpts...),
 	}
 	if cfg.UserAgent != "" {
@@ -182,6 +201,12 @@ func Listen(cfg Config) (*Stack, error) {
 	st := &Stack{
 		UA: ua, Server: srv, Client: client, Addr: local,
 		conn:      c,
+		net:       cfg.Net,
+		clientTLS: cfg.ClientTLS,
+		inject: map[string]*injectListener{
+			"tcp": newInjectListener(pc.LocalAddr()),
+			"tls": newInjectListener(pc.LocalAddr()),
+		},
 		log:       cfg.Logger,
 		done:      make(chan struct{}),
 		closeDone: make(chan struct{}),
@@ -201,6 +226,26 @@ func Listen(cfg Config) (*Stack, error) {
 		default:
 			st.tcp = ln
 			st.TCPAddr = local
+		}
+	}
+	if cfg.TLS != nil {
+		tcpNet := "tcp4"
+		if local.Addr().Is6() {
+			tcpNet = "tcp6"
+		}
+		ln, err := cfg.Net.ListenTCP(tcpNet, net.TCPAddrFromAddrPort(netip.AddrPortFrom(local.Addr(), uint16(cfg.TLSPort))))
+		switch {
+		case errors.Is(err, transport.ErrNotSupported):
+			cfg.Logger.Debug("no SIP over TLS: the network has no TCP", "addr", local)
+		case err != nil:
+			if st.tcp != nil {
+				_ = st.tcp.Close()
+			}
+			_ = pc.Close()
+			return nil, fmt.Errorf("sipnet: bind %s:%d/tls: %w", local.Addr(), cfg.TLSPort, err)
+		default:
+			st.TLSAddr, _ = netip.ParseAddrPort(ln.Addr().String())
+			st.tls = tls.NewListener(ln, cfg.TLS)
 		}
 	}
 	return st, nil
@@ -229,14 +274,22 @@ func (s *Stack) Serve(ctx context.Context) error {
 			s.log.Warn("SIP serving ended", "addr", s.Addr, "error", err)
 		}
 	}()
-	if s.tcp != nil {
-		s.tcpDone = make(chan struct{})
+	// Accept fails once Close closes the listeners; that ends serving.
+	serveStream := func(serve func(net.Listener) error, l net.Listener) {
+		s.streams.Add(1)
 		go func() {
-			defer close(s.tcpDone)
-			// Accept fails once Close closes the listener; that ends serving.
-			_ = s.Server.ServeTCP(s.tcp)
+			defer s.streams.Done()
+			_ = serve(l)
 		}()
 	}
+	if s.tcp != nil {
+		serveStream(s.Server.ServeTCP, s.tcp)
+	}
+	if s.tls != nil {
+		serveStream(s.Server.ServeTLS, s.tls)
+	}
+	serveStream(s.Server.ServeTCP, s.inject["tcp"])
+	serveStream(s.Server.ServeTLS, s.inject["tls"])
 
 	// ServeUDP pools the socket, then reads: its first read means the socket is in the pool.
 	select {
@@ -288,18 +341,17 @@ func (s *Stack) Close() error {
 		}
 	}
 	s.conn.pin()
-	if s.tcp != nil {
-		_ = s.tcp.Close()
+	for _, l := range []net.Listener{s.tcp, s.tls, s.inject["tcp"], s.inject["tls"]} {
+		if l != nil {
+			_ = l.Close()
+		}
 	}
 	s.UA.TransactionLayer().Close()
 	s.closeErr = s.conn.Close()
-	if s.tcp != nil {
-		// TCP connections (accepted or dialled) end their read loops when closed.
-		_ = s.UA.TransportLayer().Pool("tcp").Clear()
-		if s.tcpDone != nil {
-			<-s.tcpDone
-		}
-	}
+	// Stream connections (accepted or connected) end their read loops when closed.
+	_ = s.UA.TransportLayer().Pool("tcp").Clear()
+	_ = s.UA.TransportLayer().Pool("tls").Clear()
+	s.streams.Wait()
 	if serving {
 		<-s.done
 	} else {

@@ -11,6 +11,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
 
+	"github.com/siprtc/siprtc/internal/sipnet"
 	"github.com/siprtc/siprtc/lab/pbx/rtprelay"
 )
 
@@ -214,7 +215,7 @@ func (c *call) bridgeTo(target string) (bool, string) {
 		c.mu.Unlock()
 	}()
 
-	tx, err := p.cli.TransactionRequest(p.ctx, req)
+	tx, err := p.cli.TransactionRequest(p.ctx, req, sipnet.BuildRequest)
 	if err != nil {
 		c.log.Warn("bridge: send INVITE", "err", err)
 		cleanup()
@@ -363,7 +364,7 @@ func (b *leg) ack(res *sip.Response) {
 		ack.AppendHeader(&sip.RouteHeader{Address: *r.Clone()})
 	}
 	b.route(ack)
-	if err := b.p.cli.WriteRequest(ack); err != nil {
+	if err := b.p.cli.WriteRequest(ack, sipnet.BuildRequest); err != nil {
 		b.p.log.Warn("ACK failed", "callid", b.callID, "err", err)
 	}
 	b.mu.Lock()
@@ -407,7 +408,14 @@ func (c *call) cancelB(b *leg, tx sip.ClientTransaction) {
 	b.route(cancel)
 	ctx, stop := context.WithTimeout(context.Background(), 32*sip.T1)
 	defer stop()
-	if _, err := c.p.cli.Do(ctx, cancel, func(*sipgo.Client, *sip.Request) error { return nil }); err != nil {
+	// Keep the INVITE's Via (a CANCEL must match its branch); over TCP use the pooled connection.
+	keepVia := func(_ *sipgo.Client, r *sip.Request) error {
+		if sip.IsReliable(r.Transport()) {
+			r.Laddr = sip.Addr{}
+		}
+		return nil
+	}
+	if _, err := c.p.cli.Do(ctx, cancel, keepVia); err != nil {
 		c.log.Debug("CANCEL to B leg", "err", err)
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
 
+	"github.com/siprtc/siprtc/internal/sipnet"
 	"github.com/siprtc/siprtc/lab/pbx/rtprelay"
 )
 
@@ -105,7 +106,7 @@ func (l *leg) route(req *sip.Request) {
 
 // do sends an in-dialog request and returns the final response.
 func (l *leg) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	res, err := l.p.cli.Do(ctx, req)
+	res, err := l.p.cli.Do(ctx, req, sipnet.BuildRequest)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", req.Method, l.callID, err)
 	}

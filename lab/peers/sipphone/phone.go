@@ -1,33 +1,29 @@
-// Package sipphone is the lab's SIP phone: a real user agent on sipgo that registers with digest
+// Package sipphone is the lab's SIP phone: a real user agent that registers with digest
 // authentication, places and answers calls with SDP offer/answer, supports reliable provisional
-// responses (RFC 3262, both sides), and sends and records real G.711 RTP.
+// responses (RFC 3262, both sides), follows re-INVITEs (hold and resume), and sends and records
+// real G.711 RTP.
+//
+// Its SIP side is the gateway's own dialog layer, gateway/sipua: the phone adds what a phone
+// does with it (G.711 offers and answers, the RTP/RTCP session of each call, auto-answer).
 //
 // Every socket, SIP and RTP alike, is opened through the injected transport.Net, so the same phone
 // runs on the host's network (stdnet) and on a pion vnet host, inside testing/synctest too. SIP
-// runs over UDP only (vnet has no TCP). Close ends every goroutine the phone started.
-//
-// sipgo is used for what it does well, the transaction and transport layers; dialogs (route set,
-// CSeq, tags), PRACK, CANCEL and 2xx ACK/retransmission are done here, because sipgo's dialog
-// helpers have no 100rel support.
+// runs over UDP. Close ends every goroutine the phone started.
 package sipphone
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/transport/v5"
 
-	"github.com/siprtc/siprtc/internal/sipnet"
+	"github.com/siprtc/siprtc/gateway/sipua"
 )
 
 // Default values of Config fields left zero.
@@ -35,7 +31,6 @@ const (
 	DefaultRTPPortMin = 20000
 	DefaultRTPPortMax = 29999
 	defaultUserAgent  = "siprtc-sipphone"
-	allowMethods      = "INVITE, ACK, CANCEL, BYE, OPTIONS, PRACK"
 )
 
 // Config describes one phone. Net and LocalIP are required; the rest have working defaults.
@@ -92,46 +87,24 @@ func RegisterRefresh(on bool) Option { return func(o *options) { o.refresh = on 
 // UserAgent sets the User-Agent header (default "siprtc-sipphone").
 func UserAgent(name string) Option { return func(o *options) { o.userAgent = name } }
 
-// Phone is one SIP user agent with its calls.
+// Phone is one SIP user agent with its calls. Its goroutines run under its user agent's
+// lifecycle (sipua.UA.Go), so closing the user agent waits for them too.
 type Phone struct {
 	cfg    Config
 	opts   options
 	codecs []codec
 	log    *slog.Logger
+	ua     *sipua.UA
 
-	// ctx is the phone's lifetime: Close cancels it, and every wait of the phone selects on it.
+	// ctx is the phone's lifetime: Close cancels it, and the phone's own waits select on it.
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// Set by Start, read-only afterwards.
-	stack  *sipnet.Stack
-	client *sipgo.Client
-	addr   netip.AddrPort
-
-	// sendMu guards sipgo's request path: nothing is sent after Close takes it, so a request
-	// never races the SIP socket's shutdown.
-	sendMu   sync.RWMutex
-	sendDone bool
-
-	wg        sync.WaitGroup // goroutines and sipgo handlers running phone code
-	closeDone chan struct{}
-
 	mu         sync.Mutex
-	started    bool
 	closed     bool
-	stopCtx    func() bool
 	onIncoming func(*Incoming)
-	calls      map[string]*Call     // by dialog key
-	pending    map[string]*Incoming // incoming calls not answered yet, by early dialog key
+	calls      map[*Call]struct{}
 	medias     map[*Media]struct{}
-	reg        registration
-}
-
-type registration struct {
-	callID  string
-	fromTag string
-	cseq    uint32
-	stop    chan struct{} // closes the refresh goroutine of the last successful Register
 }
 
 // New validates cfg and builds a phone. Call Start to serve SIP.
@@ -172,19 +145,30 @@ func New(cfg Config, opts ...Option) (*Phone, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	log := cfg.Logger.With("phone", cfg.User)
+	ua, err := sipua.New(sipua.Config{
+		Net: cfg.Net, LocalIP: cfg.LocalIP, Port: cfg.SIPPort,
+		Server: cfg.Registrar, Domain: cfg.Domain,
+		Accounts:      []sipua.Account{{User: cfg.User, Password: cfg.Password, DisplayName: cfg.DisplayName}},
+		UserAgent:     o.userAgent,
+		Support100rel: cfg.Support100rel,
+		KeepAlive:     -1, // a phone's registration is refreshed, not probed
+		Logger:        log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Phone{
-		cfg:       cfg,
-		opts:      o,
-		codecs:    codecs,
-		log:       cfg.Logger.With("phone", cfg.User),
-		ctx:       ctx,
-		cancel:    cancel,
-		calls:     make(map[string]*Call),
-		closeDone: make(chan struct{}),
-		pending:   make(map[string]*Incoming),
-		medias:    make(map[*Media]struct{}),
-		reg:       registration{callID: newCallID(), fromTag: sip.GenerateTagN(16), cseq: randSeq()},
+		cfg:    cfg,
+		opts:   o,
+		codecs: codecs,
+		log:    log,
+		ua:     ua,
+		ctx:    ctx,
+		cancel: cancel,
+		calls:  make(map[*Call]struct{}),
+		medias: make(map[*Media]struct{}),
 	}, nil
 }
 
@@ -192,67 +176,26 @@ func New(cfg Config, opts ...Option) (*Phone, error) {
 // registered the socket, so requests go out of it (never out of an OS socket sipgo opens itself).
 // The phone serves until Close, or until ctx is done.
 func (p *Phone) Start(ctx context.Context) error {
-	p.mu.Lock()
-	switch {
-	case p.closed:
-		p.mu.Unlock()
-		return ErrClosed
-	case p.started:
-		p.mu.Unlock()
-		return ErrAlreadyStarted
-	}
-	p.started = true
-	p.mu.Unlock()
-
-	stack, err := sipnet.Listen(sipnet.Config{
-		Net:               p.cfg.Net,
-		Bind:              netip.AddrPortFrom(p.cfg.LocalIP, uint16(p.cfg.SIPPort)),
-		UserAgent:         p.cfg.User,
-		Hostname:          p.domain(),
-		Logger:            p.log,
-		NAT:               true, // Via ;rport
-		UnhandledResponse: p.onStrayResponse,
-	})
-	if err != nil {
-		return fmt.Errorf("sipphone: %w", err)
-	}
-	p.stack, p.client, p.addr = stack, stack.Client, stack.Addr
-
-	srv := stack.Server
-	srv.OnInvite(p.handler(p.handleInvite))
-	srv.OnAck(p.handler(p.handleAck))
-	srv.OnBye(p.handler(p.handleBye))
-	srv.OnCancel(p.handler(p.handleStrayCancel))
-	srv.OnPrack(p.handler(p.handlePrack))
-	srv.OnOptions(p.handler(p.handleOptions))
-
-	if err := stack.Serve(ctx); err != nil {
-		_ = p.Close()
-		if errors.Is(err, sipnet.ErrClosed) {
-			err = ErrClosed
+	p.ua.OnIncoming(p.handleIncoming)
+	if err := p.ua.Start(ctx); err != nil {
+		if !errors.Is(err, ErrAlreadyStarted) {
+			_ = p.Close()
 		}
-		return fmt.Errorf("sipphone: starting SIP: %w", err)
+		return err
 	}
-	p.mu.Lock()
-	p.stopCtx = context.AfterFunc(ctx, func() { _ = p.Close() })
-	p.mu.Unlock()
-	p.log.Debug("SIP serving", "addr", p.addr)
+	context.AfterFunc(ctx, func() { _ = p.Close() })
 	return nil
 }
 
 // Addr is the SIP address the phone serves on (valid after Start).
-func (p *Phone) Addr() netip.AddrPort { return p.addr }
+func (p *Phone) Addr() netip.AddrPort { return p.ua.Addr() }
 
 // Contact is the phone's contact URI, sip:user@ip:port (after Start): another phone calls it
 // directly with Call(ctx, p.Contact().String()).
-func (p *Phone) Contact() *sip.Uri {
-	return &sip.Uri{Scheme: "sip", User: p.cfg.User, Host: p.addr.Addr().String(), Port: int(p.addr.Port())}
-}
+func (p *Phone) Contact() *sip.Uri { return p.ua.Contact(p.cfg.User) }
 
 // AOR is the phone's address of record, sip:user@domain.
-func (p *Phone) AOR() *sip.Uri {
-	return &sip.Uri{Scheme: "sip", User: p.cfg.User, Host: p.domain()}
-}
+func (p *Phone) AOR() *sip.Uri { return p.ua.AOR(p.cfg.User) }
 
 // OnIncoming sets the handler of incoming calls; nil restores the default, which rings and
 // answers after the AutoAnswer delay. The handler runs on its own goroutine per call; the call
@@ -269,7 +212,7 @@ func (p *Phone) Calls() []*Call {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	calls := make([]*Call, 0, len(p.calls))
-	for _, c := range p.calls {
+	for c := range p.calls {
 		calls = append(calls, c)
 	}
 	return calls
@@ -279,33 +222,13 @@ func (p *Phone) Calls() []*Call {
 // still pending, closes every socket and waits for every goroutine the phone started.
 func (p *Phone) Close() error {
 	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		<-p.closeDone // a concurrent Close returns when the first one is done
-		return nil
-	}
 	p.closed = true
-	defer close(p.closeDone)
-	stopCtx := p.stopCtx
-	calls := make([]*Call, 0, len(p.calls))
-	for _, c := range p.calls {
-		calls = append(calls, c)
-	}
-	if p.reg.stop != nil {
-		close(p.reg.stop)
-		p.reg.stop = nil
-	}
 	p.mu.Unlock()
-	if stopCtx != nil {
-		stopCtx()
-	}
-
-	for _, c := range calls {
-		c.byeAndForget()
-	}
-	// Handlers waiting on pending calls wake up, answer 480 and return.
+	// Handlers waiting on pending calls wake up first, then the user agent ends the dialogs
+	// (their calls end with them), answers what is still pending with 480 and waits for the
+	// phone's goroutines.
 	p.cancel()
-
+	err := p.ua.Close()
 	p.mu.Lock()
 	medias := make([]*Media, 0, len(p.medias))
 	for m := range p.medias {
@@ -315,249 +238,12 @@ func (p *Phone) Close() error {
 	for _, m := range medias {
 		m.close()
 	}
-	p.wg.Wait()
-
-	p.sendMu.Lock()
-	p.sendDone = true
-	p.sendMu.Unlock()
-	if p.stack != nil {
-		_ = p.stack.Close()
-	}
-	p.log.Debug("closed")
-	return nil
-}
-
-// goDo runs f on a goroutine Close waits for; false when the phone is closed.
-func (p *Phone) goDo(f func()) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return false
-	}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		f()
-	}()
-	return true
-}
-
-// handler wraps a sipgo handler so that Close waits for it and nothing runs after Close.
-func (p *Phone) handler(h sipgo.RequestHandler) sipgo.RequestHandler {
-	return func(req *sip.Request, tx sip.ServerTransaction) {
-		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
-			if !req.IsAck() {
-				_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusServiceUnavailable, "Service Unavailable", nil))
-			}
-			return
-		}
-		p.wg.Add(1)
-		p.mu.Unlock()
-		defer p.wg.Done()
-		h(req, tx)
-	}
-}
-
-// ready reports whether the phone can send.
-func (p *Phone) ready() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch {
-	case p.closed:
-		return ErrClosed
-	case !p.started || p.client == nil:
-		return ErrNotStarted
-	}
-	return nil
-}
-
-// request starts a client transaction, unless the phone is closing.
-func (p *Phone) request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
-	p.sendMu.RLock()
-	defer p.sendMu.RUnlock()
-	if p.sendDone {
-		return nil, ErrClosed
-	}
-	tx, err := p.client.TransactionRequest(ctx, req, sipgo.ClientRequestBuild)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s %s: %w", ErrTransaction, req.Method, req.Recipient.String(), err)
-	}
-	return tx, nil
-}
-
-// write sends a request outside any transaction (ACK for 2xx), unless the phone is closing.
-func (p *Phone) write(req *sip.Request) error {
-	p.sendMu.RLock()
-	defer p.sendMu.RUnlock()
-	if p.sendDone {
-		return ErrClosed
-	}
-	return p.client.WriteRequest(req, sipgo.ClientRequestBuild)
-}
-
-// send runs one non-INVITE client transaction and returns its final response. One 401/407
-// challenge is answered with the digest credentials; nextSeq gives the retry its new CSeq (nil:
-// never retry, for CANCEL).
-func (p *Phone) send(ctx context.Context, req *sip.Request, nextSeq func() uint32) (*sip.Response, error) {
-	authorized := false
-	for {
-		tx, err := p.request(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		res, err := p.waitFinal(ctx, tx)
-		tx.Terminate()
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", req.Method, req.Recipient.String(), err)
-		}
-		if authorized || nextSeq == nil || !isChallenge(res) || p.cfg.Password == "" {
-			return res, nil
-		}
-		authorized = true
-		// The finished transaction still holds req: retry on a copy.
-		req = req.Clone()
-		if err := p.authorize(req, res); err != nil {
-			return res, err
-		}
-		req.CSeq().SeqNo = nextSeq()
-		req.RemoveHeader("Via")
-	}
-}
-
-// waitFinal waits for the final response of a non-INVITE transaction.
-func (p *Phone) waitFinal(ctx context.Context, tx sip.ClientTransaction) (*sip.Response, error) {
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			return res, nil
-		case <-tx.Done():
-			return nil, fmt.Errorf("%w: %w", ErrTransaction, tx.Err())
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-p.ctx.Done():
-			return nil, ErrClosed
-		}
-	}
-}
-
-func (p *Phone) domain() string {
-	if p.cfg.Domain != "" {
-		return p.cfg.Domain
-	}
-	if p.cfg.Registrar.IsValid() {
-		return p.cfg.Registrar.Addr().String()
-	}
-	return p.cfg.LocalIP.String()
-}
-
-// fromHeader is the phone's From for requests outside a dialog.
-func (p *Phone) fromHeader(tag string) *sip.FromHeader {
-	from := &sip.FromHeader{DisplayName: p.cfg.DisplayName, Address: *p.AOR(), Params: sip.NewParams()}
-	from.Params.Add("tag", tag)
-	return from
-}
-
-func (p *Phone) contactHeader() *sip.ContactHeader {
-	return &sip.ContactHeader{DisplayName: p.cfg.DisplayName, Address: *p.Contact()}
-}
-
-// commonHeaders adds the headers every request and answer of the phone carries.
-func (p *Phone) commonHeaders(m interface{ AppendHeader(sip.Header) }) {
-	m.AppendHeader(sip.NewHeader("User-Agent", p.opts.userAgent))
-	m.AppendHeader(sip.NewHeader("Allow", allowMethods))
-	if p.cfg.Support100rel {
-		m.AppendHeader(sip.NewHeader("Supported", "100rel"))
-	}
-}
-
-// onStrayResponse sees responses no transaction matched: a retransmitted 2xx to an INVITE whose
-// transaction has ended still needs our ACK again (RFC 3261 13.2.2.4).
-func (p *Phone) onStrayResponse(res *sip.Response) {
-	cseq := res.CSeq()
-	if cseq == nil || cseq.MethodName != sip.INVITE || !res.IsSuccess() {
-		return
-	}
-	key, ok := responseDialogKey(res)
-	if !ok {
-		return
-	}
-	p.mu.Lock()
-	c := p.calls[key]
-	p.mu.Unlock()
-	if c != nil {
-		c.resendAck()
-	}
+	return err
 }
 
 // Options sends OPTIONS to target (a user, through the registrar, or a SIP URI) and returns the
 // final response: the probe PBXs and phones use to check each other. A non-2xx is returned with
 // a *StatusError.
 func (p *Phone) Options(ctx context.Context, target string) (*sip.Response, error) {
-	if err := p.ready(); err != nil {
-		return nil, err
-	}
-	ruri, dest, err := p.resolveTarget(target)
-	if err != nil {
-		return nil, err
-	}
-	req := sip.NewRequest(sip.OPTIONS, ruri)
-	req.AppendHeader(p.fromHeader(sip.GenerateTagN(16)))
-	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: ruri.Scheme, User: ruri.User, Host: ruri.Host, Port: ruri.Port}})
-	callID := sip.CallIDHeader(newCallID())
-	req.AppendHeader(&callID)
-	var seq atomic.Uint32
-	seq.Store(randSeq())
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq.Load(), MethodName: sip.OPTIONS})
-	maxFwd := sip.MaxForwardsHeader(70)
-	req.AppendHeader(&maxFwd)
-	req.AppendHeader(p.contactHeader())
-	req.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
-	p.commonHeaders(req)
-	req.SetDestination(dest)
-	res, err := p.send(ctx, req, func() uint32 { return seq.Add(1) })
-	if err != nil {
-		return nil, err
-	}
-	if !res.IsSuccess() {
-		return res, statusError(sip.OPTIONS, res)
-	}
-	return res, nil
-}
-
-func (p *Phone) handleOptions(req *sip.Request, tx sip.ServerTransaction) {
-	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
-	p.commonHeaders(res)
-	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
-	res.AppendHeader(p.contactHeader())
-	p.respond(tx, res)
-}
-
-// handleStrayCancel answers CANCELs that matched no INVITE transaction (sipgo handles the rest).
-func (p *Phone) handleStrayCancel(req *sip.Request, tx sip.ServerTransaction) {
-	p.respond(tx, sip.NewResponseFromRequest(req, sip.StatusCallTransactionDoesNotExists, "Call/Transaction Does Not Exist", nil))
-}
-
-func (p *Phone) respond(tx sip.ServerTransaction, res *sip.Response) {
-	if err := tx.Respond(res); err != nil {
-		p.log.Debug("respond failed", "status", res.StatusCode, "error", err)
-	}
-}
-
-func newCallID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return fmt.Sprintf("%x@siprtc", b)
-}
-
-// randSeq is a random initial CSeq or RSeq (RFC 3261 8.1.1.5, RFC 3262 3), kept at most 2^15 so
-// that a long-lived sequence never reaches the 2^31 limit.
-func randSeq() uint32 {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return binary.BigEndian.Uint32(b[:])&0x7fff + 1
+	return p.ua.Options(ctx, p.cfg.User, target)
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/siprtc/siprtc/gateway/sipua"
 )
 
 var networks = []string{"loopback", "vnet"}
@@ -239,14 +241,14 @@ func TestReliableProvisionalIsPRACKed(t *testing.T) {
 			cb := <-answered
 			in := <-invites
 
-			if !hasOptionTag(in.Request(), "Supported", "100rel") || !in.Reliable() {
+			if !sipua.HasOption(in.Request(), "Supported", "100rel") || !in.Reliable() {
 				t.Errorf("INVITE Supported %v, reliable %v", in.Request().GetHeader("Supported"), in.Reliable())
 			}
 			if len(ringing) != 1 {
 				t.Fatalf("%d 180s seen, want 1", len(ringing))
 			}
-			rseq, ok := headerUint(ringing[0], "RSeq")
-			if !hasOptionTag(ringing[0], "Require", "100rel") || !ok {
+			rseq, ok := sipua.HeaderUint(ringing[0], "RSeq")
+			if !sipua.HasOption(ringing[0], "Require", "100rel") || !ok {
 				t.Fatalf("180 not reliable: %s", ringing[0].String())
 			}
 			pracks := in.PRACKs()
@@ -350,7 +352,7 @@ func TestOptionsIsAnswered(t *testing.T) {
 	if allow := res.GetHeader("Allow"); allow == nil || !strings.Contains(allow.Value(), "PRACK") {
 		t.Errorf("Allow %v", allow)
 	}
-	if !hasOptionTag(res, "Supported", "100rel") {
+	if !sipua.HasOption(res, "Supported", "100rel") {
 		t.Error("no Supported: 100rel")
 	}
 }

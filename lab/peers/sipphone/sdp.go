@@ -29,13 +29,28 @@ func codecByName(name string) (codec, bool) {
 
 // remoteAudio is what the phone uses of a peer's session description.
 type remoteAudio struct {
-	addr     netip.AddrPort // where to send RTP; unspecified address means on hold
-	rtcpPort uint16         // from a=rtcp (RFC 3605); 0 means the RTP port + 1
-	codecs   []codec        // offered codecs in the peer's order, with the peer's payload types
+	addr      netip.AddrPort // where to send RTP; unspecified address means on hold
+	rtcpPort  uint16         // from a=rtcp (RFC 3605); 0 means the RTP port + 1
+	codecs    []codec        // offered codecs in the peer's order, with the peer's payload types
+	direction string         // sendrecv, sendonly (hold), recvonly or inactive
+}
+
+// answerDirection is the direction that answers an offer's (RFC 3264 6.1): a peer that puts the
+// phone on hold with sendonly gets recvonly.
+func answerDirection(offer string) string {
+	switch offer {
+	case "sendonly":
+		return "recvonly"
+	case "recvonly":
+		return "sendonly"
+	case "inactive":
+		return "inactive"
+	}
+	return "sendrecv"
 }
 
 // sessionDescription builds the phone's offer (several codecs) or answer (the chosen one).
-func sessionDescription(ip netip.Addr, port int, sessionID, version uint64, cs []codec) ([]byte, error) {
+func sessionDescription(ip netip.Addr, port int, sessionID, version uint64, cs []codec, direction string) ([]byte, error) {
 	md := &sdp.MediaDescription{
 		MediaName: sdp.MediaName{
 			Media:  "audio",
@@ -48,7 +63,7 @@ func sessionDescription(ip netip.Addr, port int, sessionID, version uint64, cs [
 		md.MediaName.Formats = append(md.MediaName.Formats, pt)
 		md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap", fmt.Sprintf("%s %s/%d", pt, c.name, c.rate)))
 	}
-	md.Attributes = append(md.Attributes, sdp.NewAttribute("ptime", "20"), sdp.NewPropertyAttribute("sendrecv"))
+	md.Attributes = append(md.Attributes, sdp.NewAttribute("ptime", "20"), sdp.NewPropertyAttribute(direction))
 	sd := &sdp.SessionDescription{
 		Origin: sdp.Origin{
 			Username: "-", SessionID: sessionID, SessionVersion: version,
@@ -88,9 +103,17 @@ func parseAudio(body []byte) (remoteAudio, error) {
 		if md.MediaName.Port.Value < 0 || md.MediaName.Port.Value > 65535 {
 			return remoteAudio{}, fmt.Errorf("%w: port %d", ErrBadSDP, md.MediaName.Port.Value)
 		}
-		ra := remoteAudio{addr: netip.AddrPortFrom(ip.Unmap(), uint16(md.MediaName.Port.Value))}
+		ra := remoteAudio{addr: netip.AddrPortFrom(ip.Unmap(), uint16(md.MediaName.Port.Value)), direction: "sendrecv"}
+		for _, a := range sd.Attributes { // a session-level direction, overridden by the stream's
+			if isDirection(a.Key) {
+				ra.direction = a.Key
+			}
+		}
 		rtpmaps := map[string]string{}
 		for _, a := range md.Attributes {
+			if isDirection(a.Key) {
+				ra.direction = a.Key
+			}
 			if a.Key == "rtcp" {
 				port, _, _ := strings.Cut(a.Value, " ")
 				if v, err := strconv.ParseUint(port, 10, 16); err == nil {
@@ -144,4 +167,12 @@ func negotiate(local []codec, offered []codec) (codec, bool) {
 		}
 	}
 	return codec{}, false
+}
+
+func isDirection(attr string) bool {
+	switch attr {
+	case "sendrecv", "sendonly", "recvonly", "inactive":
+		return true
+	}
+	return false
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/siprtc/siprtc/gateway/sipua"
 )
 
 // TestCallInVirtualTime runs a 10 s call on vnet inside a synctest bubble, the lab's default
@@ -166,11 +168,11 @@ func TestReliableRingingGivesUpWithoutPRACK(t *testing.T) {
 				switch {
 				case res.StatusCode == sip.StatusRinging:
 					// Retransmissions repeat the same RSeq.
-					rseq, ok := headerUint(res, "RSeq")
+					rseq, ok := sipua.HeaderUint(res, "RSeq")
 					if len(rings) == 0 {
 						firstRSeq = rseq
 					}
-					if !ok || rseq != firstRSeq || !hasOptionTag(res, "Require", "100rel") {
+					if !ok || rseq != firstRSeq || !sipua.HasOption(res, "Require", "100rel") {
 						t.Errorf("180 #%d not the same reliable response: %s", len(rings), res.String())
 					}
 					rings = append(rings, time.Since(start))

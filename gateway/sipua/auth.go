@@ -1,4 +1,4 @@
-package sipphone
+package sipua
 
 import (
 	"fmt"
@@ -13,8 +13,8 @@ func isChallenge(res *sip.Response) bool {
 }
 
 // authorize answers the digest challenge of res (WWW-Authenticate for 401, Proxy-Authenticate
-// for 407) on req, with the request line's URI as digest-uri.
-func (p *Phone) authorize(req *sip.Request, res *sip.Response) error {
+// for 407) on req with the account's credentials, the request line's URI as digest-uri.
+func authorize(acc *Account, req *sip.Request, res *sip.Response) error {
 	challengeName, credentialsName := "WWW-Authenticate", "Authorization"
 	if res.StatusCode == sip.StatusProxyAuthRequired {
 		challengeName, credentialsName = "Proxy-Authenticate", "Proxy-Authorization"
@@ -28,11 +28,15 @@ func (p *Phone) authorize(req *sip.Request, res *sip.Response) error {
 		return fmt.Errorf("%w: %s %q: %w", ErrAuth, challengeName, h.Value(), err)
 	}
 	chal.Algorithm = strings.ToUpper(chal.Algorithm)
+	user := acc.AuthUser
+	if user == "" {
+		user = acc.User
+	}
 	cred, err := digest.Digest(chal, digest.Options{
 		Method:   string(req.Method),
 		URI:      req.Recipient.String(),
-		Username: p.cfg.User,
-		Password: p.cfg.Password,
+		Username: user,
+		Password: acc.Password,
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrAuth, err)
