@@ -14,6 +14,8 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+
+	"github.com/siprtc/siprtc/internal/g711"
 )
 
 const (
@@ -324,9 +326,9 @@ func (m *Media) sendFrame(pkt *rtp.Packet, buf []byte) {
 		t := float64(m.sample+uint64(i)) / float64(c.rate)
 		s := int16(toneAmplitude * math.Sin(2*math.Pi*m.toneHz*t))
 		if c.name == "PCMA" {
-			pkt.Payload[i] = linearToALaw(s)
+			pkt.Payload[i] = g711.EncodeALaw(s)
 		} else {
-			pkt.Payload[i] = linearToULaw(s)
+			pkt.Payload[i] = g711.EncodeULaw(s)
 		}
 	}
 	m.talkspurt = false

@@ -1,4 +1,6 @@
-package sipphone
+// Package g711 is G.711 companding (PCMU mu-law, PCMA A-law) for the lab peers, which encode
+// their test tones themselves and decode what they receive to check content, not only counts.
+package g711
 
 // G.711 companding after the ITU-T reference (the public-domain Sun g711.c).
 
@@ -16,8 +18,8 @@ func segment(v int, ends *[8]int) int {
 	return 8
 }
 
-// linearToULaw encodes one 16-bit sample as mu-law (PCMU).
-func linearToULaw(sample int16) byte {
+// EncodeULaw encodes one 16-bit sample as mu-law (PCMU).
+func EncodeULaw(sample int16) byte {
 	const bias, clip = 0x84 >> 2, 8159
 	v := int(sample) >> 2
 	mask := 0xFF
@@ -33,8 +35,8 @@ func linearToULaw(sample int16) byte {
 	return byte((seg<<4 | (v>>(seg+1))&0x0F) ^ mask)
 }
 
-// uLawToLinear decodes one mu-law byte.
-func uLawToLinear(u byte) int16 {
+// DecodeULaw decodes one mu-law byte.
+func DecodeULaw(u byte) int16 {
 	const bias = 0x84
 	u = ^u
 	t := (int(u&0x0F) << 3) + bias
@@ -45,8 +47,8 @@ func uLawToLinear(u byte) int16 {
 	return int16(t - bias)
 }
 
-// linearToALaw encodes one 16-bit sample as A-law (PCMA).
-func linearToALaw(sample int16) byte {
+// EncodeALaw encodes one 16-bit sample as A-law (PCMA).
+func EncodeALaw(sample int16) byte {
 	v := int(sample) >> 3
 	mask := 0xD5
 	if v < 0 {
@@ -66,8 +68,8 @@ func linearToALaw(sample int16) byte {
 	return byte(a ^ mask)
 }
 
-// aLawToLinear decodes one A-law byte.
-func aLawToLinear(a byte) int16 {
+// DecodeALaw decodes one A-law byte.
+func DecodeALaw(a byte) int16 {
 	a ^= 0x55
 	t := int(a&0x0F) << 4
 	switch seg := int(a&0x70) >> 4; seg {
