@@ -342,13 +342,21 @@ func (c *call) waitAHangup() {
 	}
 }
 
-// handleReinvite answers an in-dialog INVITE (session refresh, hold) with the PBX's current
-// session description; the embedded PBX does not renegotiate media.
+// handleReinvite answers an in-dialog INVITE. With an offer on a bridged call (hold, resume, a
+// new address) it is relayed to the other leg, as FreeSWITCH's bypass-less re-INVITE passing
+// does: each leg's endpoints follow the new addresses, the offer and the answer cross with the
+// PBX's addresses and their direction attributes kept. Otherwise (a session refresh, or no
+// bridge) the PBX answers with its current session description.
 func (p *Embedded) handleReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	l := p.findLeg(req)
 	if l == nil {
 		p.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
 		return
+	}
+	if other := l.bridged(); other != nil && len(req.Body()) > 0 {
+		if p.relayReinvite(l, other, req, tx) {
+			return
+		}
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	res.AppendHeader(p.contact())
@@ -391,4 +399,47 @@ func hasOption(req *sip.Request, header, option string) bool {
 		}
 	}
 	return false
+}
+
+// relayReinvite passes a re-INVITE's offer from leg l to leg other and other's answer back; false
+// when it could not (the caller answers locally then).
+func (p *Embedded) relayReinvite(l, other *leg, req *sip.Request, tx sip.ServerTransaction) bool {
+	if err := l.setRemoteMedia(req.Body()); err != nil {
+		p.respond(tx, req, 488, "Not Acceptable Here", nil)
+		return true
+	}
+	offer, err := other.nextSDP(req.Body(), true)
+	if err != nil {
+		return false
+	}
+	inv := other.newRequest(sip.INVITE)
+	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	inv.SetBody(offer)
+	ctx, cancel := context.WithTimeout(p.ctx, 16*time.Second)
+	defer cancel()
+	res, err := other.do(ctx, inv)
+	if err != nil {
+		p.log.Debug("re-INVITE relay failed", "call", l.call.uuid, "err", err)
+		p.respond(tx, req, 500, "Server Internal Error", nil)
+		return true
+	}
+	if !res.IsSuccess() {
+		p.respond(tx, req, res.StatusCode, res.Reason, nil)
+		return true
+	}
+	other.ack(res)
+	if err := other.setRemoteMedia(res.Body()); err != nil {
+		p.log.Debug("re-INVITE answer", "err", err)
+	}
+	answer, err := l.nextSDP(res.Body(), true)
+	if err != nil {
+		p.respond(tx, req, 500, "Server Internal Error", nil)
+		return true
+	}
+	ok := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	ok.AppendHeader(p.contact())
+	ok.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	ok.SetBody(answer)
+	p.respondRes(tx, ok)
+	return true
 }

@@ -351,12 +351,53 @@ func (p *Embedded) handlePrack(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
-// handleInDialog answers INFO and UPDATE inside a known dialog with 200 (the embedded PBX does not
-// relay them yet) and 481 outside one.
+// handleInDialog answers INFO and UPDATE inside a known dialog, and 481 outside one. An INFO
+// with a body (DTMF, picture_fast_update) is relayed to the bridged leg, as FreeSWITCH passes
+// SIP INFO DTMF on to a leg that negotiated no telephone-event, and answered with that leg's
+// status; other requests are answered 200 here.
 func (p *Embedded) handleInDialog(req *sip.Request, tx sip.ServerTransaction) {
-	if p.findLeg(req) == nil {
+	l := p.findLeg(req)
+	if l == nil {
 		p.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
 		return
 	}
-	p.respond(tx, req, 200, "OK", nil)
+	other := l.bridged()
+	if req.Method != sip.INFO || len(req.Body()) == 0 || other == nil {
+		p.respond(tx, req, 200, "OK", nil)
+		return
+	}
+	relay := other.newRequest(sip.INFO)
+	if ct := req.ContentType(); ct != nil {
+		relay.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
+	}
+	relay.SetBody(req.Body())
+	ctx, cancel := context.WithTimeout(p.ctx, 8*time.Second)
+	defer cancel()
+	res, err := other.do(ctx, relay)
+	if err != nil {
+		p.log.Debug("INFO relay failed", "call", l.call.uuid, "err", err)
+		p.respond(tx, req, 500, "Server Internal Error", nil)
+		return
+	}
+	p.respond(tx, req, res.StatusCode, res.Reason, nil)
+}
+
+// bridged is the other leg of an answered bridge, or nil.
+func (l *leg) bridged() *leg {
+	c := l.call
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.b == nil || !c.answered {
+		return nil
+	}
+	other := c.b
+	if !l.isA {
+		other = c.a
+	}
+	other.mu.Lock()
+	defer other.mu.Unlock()
+	if other.ended || (!other.isA && !other.confirmed) {
+		return nil
+	}
+	return other
 }
