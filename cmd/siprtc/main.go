@@ -4,6 +4,7 @@
 //	siprtc pbx [flags]                  run the embedded PBX on a FreeSWITCH conf directory
 //	siprtc pbx lint [--conf DIR]        report the known traps of the deployment (exit 1 if any)
 //	siprtc pbx gen-directory [flags]    generate directory users from the template
+//	siprtc gateway run --config F       run the gateway (SIGINT/SIGTERM drain calls and stop)
 //	siprtc gateway check [--config F]   validate an rtx.conf, print the effective configuration
 //	siprtc gateway token --user U       make a client login token
 //	siprtc version                      print the version
@@ -30,7 +31,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"pbx", "run the embedded PBX (subcommands: lint, gen-directory)", runPBX},
-		{"gateway", "SIP <-> WebRTC gateway tools (subcommands: check, token)", runGateway},
+		{"gateway", "the SIP <-> WebRTC gateway (subcommands: run, check, token)", runGateway},
 		{"version", "print the version and commit", runVersion},
 	}
 }

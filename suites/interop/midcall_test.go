@@ -1,0 +1,267 @@
+package interop_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/pion/rtp"
+
+	"github.com/siprtc/siprtc/gateway/signaling"
+	"github.com/siprtc/siprtc/gateway/sipua"
+	"github.com/siprtc/siprtc/lab/peers/webclient"
+)
+
+// infoPhone is a bare SIP user agent (gateway/sipua, which the lab's phone is built on) that
+// answers calls with a G.711 SDP, with or without telephone-event, and records the DTMF it
+// gets by SIP INFO and the RFC 4733 events reaching its RTP socket: the lab's phone does not
+// expose either.
+type infoPhone struct {
+	ua       *sipua.UA
+	rtp      net.PacketConn
+	answered chan *sipua.Dialog
+	wg       sync.WaitGroup
+
+	mu        sync.Mutex
+	info      []string
+	events    []string // RFC 4733 digits, one per event (at its end packet)
+	lastEvent uint32   // the timestamp of the last event recorded
+}
+
+const dtmfDigits = "0123456789*#ABCD"
+
+func (w *world) infoPhone(user string, telephoneEvent bool) (*infoPhone, error) {
+	h := w.hosts["phone"]
+	pw, _ := w.pbx.Password(user)
+	ua, err := sipua.New(sipua.Config{
+		Net: h.net, LocalIP: h.ip, Server: w.pbx.SIPAddr(), Domain: w.pbx.Domain(),
+		Accounts: []sipua.Account{{User: user, Password: pw}}, Support100rel: true,
+		Logger: w.log.With("who", "info phone"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := ua.Start(w.ctx); err != nil {
+		return nil, err
+	}
+	p := &infoPhone{ua: ua, answered: make(chan *sipua.Dialog, 1)}
+	w.closers = append(w.closers, func() error {
+		err := ua.Close()
+		if p.rtp != nil {
+			_ = p.rtp.Close()
+		}
+		p.wg.Wait()
+		return err
+	})
+	p.rtp, err = h.net.ListenPacket("udp4", netip.AddrPortFrom(h.ip, 0).String())
+	if err != nil {
+		return nil, err
+	}
+	p.wg.Go(p.readRTP)
+	port := p.rtp.LocalAddr().(*net.UDPAddr).Port
+	sdp := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 %s\r\ns=-\r\nc=IN IP4 %s\r\nt=0 0\r\nm=audio %d RTP/AVP 0", h.ip, h.ip, port)
+	if telephoneEvent {
+		sdp += " 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n"
+	} else {
+		sdp += "\r\na=rtpmap:0 PCMU/8000\r\n"
+	}
+	sdp += "a=sendrecv\r\n"
+	ua.OnIncoming(func(in *sipua.Incoming) {
+		d, err := in.Answer([]byte(sdp), sipua.DialogHandler{DTMF: func(d sipua.DTMF) {
+			p.mu.Lock()
+			p.info = append(p.info, string(d.Digit))
+			p.mu.Unlock()
+		}})
+		if err == nil {
+			p.answered <- d
+		}
+	})
+	if _, err := ua.Registration(user).Register(w.ctx, time.Minute); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *infoPhone) readRTP() {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := p.rtp.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		var pkt rtp.Packet
+		if pkt.Unmarshal(buf[:n]) != nil || pkt.PayloadType != 101 || len(pkt.Payload) < 4 {
+			continue
+		}
+		end := pkt.Payload[1]&0x80 != 0
+		p.mu.Lock()
+		if end && pkt.Timestamp != p.lastEvent && int(pkt.Payload[0]) < len(dtmfDigits) {
+			p.lastEvent = pkt.Timestamp
+			p.events = append(p.events, string(dtmfDigits[pkt.Payload[0]]))
+		}
+		p.mu.Unlock()
+	}
+}
+
+func (p *infoPhone) digits() (info, events string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.info, ""), strings.Join(p.events, "")
+}
+
+// dtmfReport is what the DTMF scenario measured.
+type dtmfReport struct {
+	PhoneINFO, PhoneRTP string // digits the phone got by SIP INFO and by RFC 4733
+	ClientGot           []webclient.DTMFEvent
+}
+
+var _ = Describe("During a call", Label("interop"), func() {
+	for _, n := range networks {
+		Context("over "+n.name, func() {
+			DescribeTable("carries DTMF both ways",
+				func(telephoneEvent bool, wantINFO, wantRTP string) {
+					rep, err := inWorld(n, func(w *world) (dtmfReport, error) {
+						var rep dtmfReport
+						phone, err := w.infoPhone("1001", telephoneEvent)
+						if err != nil {
+							return rep, err
+						}
+						cl, err := w.client("alice")
+						if err != nil {
+							return rep, err
+						}
+						ctx, cancel := context.WithTimeout(w.ctx, 20*time.Second)
+						defer cancel()
+						c, err := cl.Call(ctx, "1001")
+						if err != nil {
+							return rep, err
+						}
+						if _, err := c.WaitState(ctx, string(signaling.LocalAcceptedByRemote)); err != nil {
+							return rep, err
+						}
+						var d *sipua.Dialog
+						select {
+						case d = <-phone.answered:
+						case <-ctx.Done():
+							return rep, errTimeout
+						}
+						if err := c.WaitConnected(ctx); err != nil {
+							return rep, err
+						}
+						By("the client: a dtmf message, then RFC 4733 events in its audio when it has telephone-event")
+						if err := c.SendDTMFMessage(ctx, "5", 100*time.Millisecond); err != nil {
+							return rep, err
+						}
+						time.Sleep(300 * time.Millisecond)
+						if telephoneEvent {
+							if err := c.SendDTMF(ctx, "9#", 100*time.Millisecond); err != nil {
+								return rep, err
+							}
+						} else {
+							// The gateway offers the client telephone-event only when the SIP side
+							// has it (the bridge passes events through, it cannot turn them into
+							// INFO): the client sends dtmf messages.
+							if err := c.SendDTMF(ctx, "9", 100*time.Millisecond); !errors.Is(err, webclient.ErrNoTelephoneEvent) {
+								return rep, fmt.Errorf("in-band DTMF without telephone-event: %v", err)
+							}
+							for _, d := range []string{"9", "#"} {
+								if err := c.SendDTMFMessage(ctx, d, 100*time.Millisecond); err != nil {
+									return rep, err
+								}
+								time.Sleep(150 * time.Millisecond)
+							}
+						}
+						By("the phone: SIP INFO")
+						if err := d.SendDTMF(ctx, sipua.DTMF{Digit: '7', Duration: 160 * time.Millisecond}); err != nil {
+							return rep, err
+						}
+						_ = waitFor(ctx, 3*time.Second, func() bool {
+							info, ev := phone.digits()
+							return len(info)+len(ev) >= 3 && len(c.DTMF()) >= 1
+						})
+						time.Sleep(200 * time.Millisecond)
+						rep.PhoneINFO, rep.PhoneRTP = phone.digits()
+						rep.ClientGot = c.DTMF()
+						if err := c.Hangup(ctx, ""); err != nil {
+							return rep, err
+						}
+						return rep, w.quiesce()
+					})
+					Expect(err).NotTo(HaveOccurred())
+					AddReportEntry("dtmf", fmt.Sprintf("phone INFO %q, phone RFC 4733 %q, client %d event(s)", rep.PhoneINFO, rep.PhoneRTP, len(rep.ClientGot)))
+					Expect(rep.PhoneINFO).To(Equal(wantINFO))
+					Expect(rep.PhoneRTP).To(Equal(wantRTP))
+					Expect(rep.ClientGot).To(ContainElement(And(HaveField("Digit", "7"), HaveField("Source", webclient.DTMFFromMessage))))
+				},
+				Entry("the SIP side negotiated no telephone-event: dtmf messages go as SIP INFO", false, "59#", ""),
+				Entry("the SIP side negotiated telephone-event: dtmf messages and in-band events go as RFC 4733", true, "", "59#"),
+			)
+
+			It("follows the phone's hold and resume (re-INVITE) and keeps the audio flowing after", func() {
+				type holdReport struct {
+					HoldAnswer, ResumeAnswer  string
+					ClientBefore, ClientAfter uint64
+					PhoneBefore, PhoneAfter   uint64
+				}
+				rep, err := inWorld(n, func(w *world) (holdReport, error) {
+					var rep holdReport
+					phone, err := w.phone("1001")
+					if err != nil {
+						return rep, err
+					}
+					cl, err := w.client("alice")
+					if err != nil {
+						return rep, err
+					}
+					ctx, cancel := context.WithTimeout(w.ctx, 20*time.Second)
+					defer cancel()
+					c, err := cl.Call(ctx, "1001")
+					if err != nil {
+						return rep, err
+					}
+					if _, err := c.WaitState(ctx, string(signaling.LocalAcceptedByRemote)); err != nil {
+						return rep, err
+					}
+					if err := waitFor(ctx, 5*time.Second, func() bool { return len(phone.Calls()) == 1 }); err != nil {
+						return rep, err
+					}
+					pc := phone.Calls()[0]
+					if err := c.WaitMedia(ctx, 25, 0); err != nil {
+						return rep, err
+					}
+					local := string(pc.LocalSDP())
+					ans, err := pc.Dialog().Reinvite(ctx, []byte(strings.Replace(local, "a=sendrecv", "a=sendonly", 1)))
+					if err != nil {
+						return rep, fmt.Errorf("hold: %w", err)
+					}
+					rep.HoldAnswer = string(ans)
+					time.Sleep(500 * time.Millisecond)
+					ans, err = pc.Dialog().Reinvite(ctx, []byte(local))
+					if err != nil {
+						return rep, fmt.Errorf("resume: %w", err)
+					}
+					rep.ResumeAnswer = string(ans)
+					rep.ClientBefore, rep.PhoneBefore = c.Stats().Audio.PacketsReceived, pc.Media().Stats().PacketsReceived
+					time.Sleep(time.Second)
+					rep.ClientAfter, rep.PhoneAfter = c.Stats().Audio.PacketsReceived, pc.Media().Stats().PacketsReceived
+					if err := pc.Hangup(ctx); err != nil {
+						return rep, err
+					}
+					return rep, w.quiesce()
+				})
+				Expect(err).NotTo(HaveOccurred())
+				Expect(rep.HoldAnswer).To(ContainSubstring("a=recvonly"), "the gateway answers a hold (sendonly) with recvonly")
+				Expect(rep.ResumeAnswer).To(ContainSubstring("a=sendrecv"))
+				Expect(rep.ClientAfter-rep.ClientBefore).To(BeNumerically(">=", 40), "audio reaches the client after the resume")
+				Expect(rep.PhoneAfter-rep.PhoneBefore).To(BeNumerically(">=", 40), "audio reaches the phone after the resume")
+			})
+		})
+	}
+})

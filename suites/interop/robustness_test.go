@@ -1,0 +1,241 @@
+package interop_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/siprtc/siprtc/gateway/signaling"
+	"github.com/siprtc/siprtc/gateway/sipua"
+	"github.com/siprtc/siprtc/lab/netem"
+)
+
+// rawClient speaks the signalling protocol byte by byte, to send what a well-behaved client
+// never would.
+type rawClient struct {
+	conn *websocket.Conn
+	tr   *http.Transport
+}
+
+func (w *world) raw(ctx context.Context) (*rawClient, error) {
+	tr := &http.Transport{DialContext: w.hosts["client"].dialer}
+	conn, _, err := websocket.Dial(ctx, "ws://"+w.httpAddr+signaling.Path, &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
+	if err != nil {
+		return nil, err
+	}
+	conn.SetReadLimit(1 << 20)
+	return &rawClient{conn: conn, tr: tr}, nil
+}
+
+func (r *rawClient) close() {
+	_ = r.conn.Close(websocket.StatusNormalClosure, "")
+	r.tr.CloseIdleConnections()
+}
+
+// reply is a message of the gateway, as far as these specs read it.
+type reply struct {
+	Type    string `json:"type"`
+	ID      string `json:"id"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	State   string `json:"state"`
+}
+
+// send writes text and returns the first reply carrying id (any reply when id is "").
+func (r *rawClient) send(ctx context.Context, text, id string) (reply, error) {
+	if err := r.conn.Write(ctx, websocket.MessageText, []byte(text)); err != nil {
+		return reply{}, err
+	}
+	for {
+		_, b, err := r.conn.Read(ctx)
+		if err != nil {
+			return reply{}, err
+		}
+		var m reply
+		if err := json.Unmarshal(b, &m); err != nil {
+			return reply{}, err
+		}
+		if (m.Type == "ok" || m.Type == "error") && (id == "" || m.ID == id) {
+			return m, nil
+		}
+	}
+}
+
+var _ = Describe("Signalling input the gateway must survive", Label("interop"), func() {
+	for _, n := range networks {
+		Context("over "+n.name, func() {
+			It("answers bad input with errors, keeps the connection, and leaks no call or goroutine", func() {
+				type badReport struct {
+					Replies                        map[string]reply
+					UnknownCallee                  string
+					ActiveCalls, PBXCalls, Healthz int
+					SignalingCalls                 int64
+				}
+				before := goroutines()
+				rep, err := inWorld(n, func(w *world) (badReport, error) {
+					rep := badReport{Replies: map[string]reply{}}
+					ctx, cancel := context.WithTimeout(w.ctx, 20*time.Second)
+					defer cancel()
+					rc, err := w.raw(ctx)
+					if err != nil {
+						return rep, err
+					}
+					defer rc.close()
+					steps := []struct{ name, text, id string }{
+						{"bad token", `{"type":"login","id":"1","token":"bm90LWEtdG9rZW4"}`, "1"},
+						{"malformed JSON", `{"type":"login","id":`, ""},
+						{"login", fmt.Sprintf(`{"type":"login","id":"2","token":%q}`, signaling.MakeToken(w.secret, "mallory", time.Now().Add(time.Hour))), "2"},
+						{"oversize content", fmt.Sprintf(`{"type":"invite","id":"3","callee":"1001","content":%q}`, strings.Repeat("x", signaling.MaxContentBytes+1)), "3"},
+						{"oversize channel id", fmt.Sprintf(`{"type":"invite","id":"4","callee":"1001","channelId":%q}`, strings.Repeat("c", signaling.MaxChannelIDBytes+1)), "4"},
+						{"unknown type", `{"type":"selfDestruct","id":"5"}`, "5"},
+						{"invalid callee", `{"type":"invite","id":"6","callee":"no such user"}`, "6"},
+						{"invite without offer", `{"type":"invite","id":"7","callee":"1001"}`, "7"},
+						{"bad offer", `{"type":"invite","id":"8","callee":"1001","description":{"type":"offer","sdp":"not sdp"}}`, "8"},
+						{"hangup of no call", `{"type":"hangup","id":"9","callId":"NOPE"}`, "9"},
+						{"still alive", `{"type":"logout","id":"10"}`, "10"},
+					}
+					for _, s := range steps {
+						m, err := rc.send(ctx, s.text, s.id)
+						if err != nil {
+							return rep, fmt.Errorf("%s: %w", s.name, err)
+						}
+						rep.Replies[s.name] = m
+					}
+					By("a well-formed call to a number nobody has")
+					cl, err := w.client("alice")
+					if err != nil {
+						return rep, err
+					}
+					c, err := cl.Call(ctx, "7777")
+					if err != nil {
+						return rep, err
+					}
+					<-c.Done()
+					rep.UnknownCallee = c.EndReason()
+					if err := w.quiesce(); err != nil {
+						return rep, err
+					}
+					rep.ActiveCalls, rep.PBXCalls = w.gw.ActiveCalls(), w.pbx.ActiveCalls()
+					rep.SignalingCalls = w.gw.Signaling().Metrics().Snapshot().Calls
+					rep.Healthz, _, _ = w.health()
+					return rep, nil
+				})
+				Expect(err).NotTo(HaveOccurred())
+				code := func(name string) string { return rep.Replies[name].Type + " " + rep.Replies[name].Code }
+				Expect(code("bad token")).To(Equal("error INVALID_TOKEN"))
+				Expect(code("malformed JSON")).To(Equal("error INVALID_MESSAGE"))
+				Expect(code("login")).To(Equal("ok "))
+				Expect(code("oversize content")).To(Equal("error INVALID_ARGUMENT"))
+				Expect(code("oversize channel id")).To(Equal("error INVALID_ARGUMENT"))
+				Expect(code("unknown type")).To(Equal("error UNKNOWN_TYPE"))
+				Expect(code("invalid callee")).To(Equal("error INVALID_ARGUMENT"))
+				Expect(code("invite without offer")).To(Equal("error INVALID_ARGUMENT"))
+				Expect(code("bad offer")).To(Equal("error INVALID_ARGUMENT"))
+				Expect(code("hangup of no call")).To(Equal("error UNKNOWN_CALL"))
+				Expect(code("still alive")).To(Equal("ok "), "the connection survives every bad message")
+				Expect(rep.UnknownCallee).To(Equal("FAILURE PEER_OFFLINE 404"))
+				Expect(rep.ActiveCalls).To(BeZero())
+				Expect(rep.PBXCalls).To(BeZero())
+				Expect(rep.SignalingCalls).To(BeZero())
+				Expect(rep.Healthz).To(Equal(http.StatusOK))
+				if !n.emulated { // a bubble already fails on any goroutine left behind
+					Eventually(goroutines).WithTimeout(5*time.Second).Should(BeNumerically("<=", before+2), "goroutines left after the world closed")
+				}
+			})
+		})
+	}
+})
+
+var _ = Describe("Calls with no codec in common", Label("interop"), func() {
+	for _, n := range networks {
+		Context("over "+n.name, func() {
+			It("are refused on both sides: 488 to the SIP caller, an error to the client's invite", func() {
+				type codecReport struct {
+					PhoneCode int
+					InviteErr string
+					Records   int
+					GWCalls   int
+				}
+				// The gateway only takes Opus; the phone and the client only G.711.
+				rep, err := inWorld(n, func(w *world) (codecReport, error) {
+					var rep codecReport
+					phone, err := w.phone("1001")
+					if err != nil {
+						return rep, err
+					}
+					cl, err := w.client("bob")
+					if err != nil {
+						return rep, err
+					}
+					ctx, cancel := context.WithTimeout(w.ctx, 20*time.Second)
+					defer cancel()
+					res := <-dial(ctx, phone, "0bob", make(chan int, 8))
+					rep.PhoneCode = sipua.StatusCode(res.err)
+					if _, err := cl.Call(ctx, "1001"); err != nil {
+						rep.InviteErr = err.Error()
+					}
+					rep.Records, rep.GWCalls = len(w.records()), w.gw.ActiveCalls()
+					return rep, w.quiesce()
+				}, withCodecs("opus,vp8"))
+				Expect(err).NotTo(HaveOccurred())
+				Expect(rep.PhoneCode).To(Equal(488))
+				Expect(rep.InviteErr).To(ContainSubstring("INVALID_ARGUMENT"))
+				Expect(rep.InviteErr).To(ContainSubstring("no common codec"))
+				Expect(rep.GWCalls).To(BeZero())
+			})
+		})
+	}
+})
+
+var _ = Describe("Registration", Label("interop"), func() {
+	It("reports the PBX link's loss on /healthz (503) and recovers when it is back (200), over the emulated network", func() {
+		type regReport struct {
+			Before, During, After int
+			Lost, Recovered       time.Duration
+			Metrics               string
+		}
+		const outage = 30 * time.Second
+		rep, err := inWorld(networks[1], func(w *world) (regReport, error) {
+			var rep regReport
+			ctx := w.ctx
+			rep.Before, _, _ = w.health()
+			pbxHost := w.hosts["pbx"].netem
+			down := netem.LinkConfig{Outages: []netem.Outage{{Start: time.Since(w.nw.StartTime()), Duration: outage}}}
+			if err := pbxHost.Up.Set(down); err != nil {
+				return rep, err
+			}
+			if err := pbxHost.Down.Set(down); err != nil {
+				return rep, err
+			}
+			start := time.Now()
+			if err := waitFor(ctx, outage, func() bool { c, _, _ := w.health(); return c == http.StatusServiceUnavailable }); err != nil {
+				return rep, fmt.Errorf("loss not noticed: %w", err)
+			}
+			rep.Lost = time.Since(start)
+			rep.During, _, _ = w.health()
+			if err := waitFor(ctx, outage+time.Minute, func() bool { return allRegistered(w.gw) }); err != nil {
+				return rep, fmt.Errorf("not recovered: %w", err)
+			}
+			rep.Recovered = time.Since(start)
+			rep.After, _, _ = w.health()
+			_, body, err := w.get("/metrics")
+			rep.Metrics = string(body)
+			return rep, err
+		})
+		Expect(err).NotTo(HaveOccurred())
+		AddReportEntry("registration", fmt.Sprintf("loss noticed after %v, all registered again %v after the outage began (outage %v)", rep.Lost, rep.Recovered, outage))
+		Expect(rep.Before).To(Equal(http.StatusOK))
+		Expect(rep.During).To(Equal(http.StatusServiceUnavailable))
+		Expect(rep.After).To(Equal(http.StatusOK))
+		Expect(rep.Lost).To(BeNumerically("<", 15*time.Second), "OPTIONS every 5 s notice a lost PBX")
+		Expect(rep.Recovered).To(BeNumerically(">=", outage))
+		Expect(rep.Metrics).To(ContainSubstring(`siprtc_sip_registrations{state="registered"} 6`))
+	})
+})
