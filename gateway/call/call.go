@@ -354,15 +354,15 @@ func (c *Call) reoffer(offer []byte) ([]byte, error) {
 }
 
 // onMediaDTMF sees the RFC 4733 events of both legs. A client's digit the SIP side cannot take
-// in RTP (no telephone-event there) goes as SIP INFO; a digit from the SIP side is also told
-// to the client as a dtmf event.
+// in RTP (no telephone-event there: the bridge consumed the event and flags it SIPInfo) goes
+// as SIP INFO; a digit from the SIP side is also told to the client as a dtmf event.
 func (c *Call) onMediaDTMF(kind webrtc.RTPCodecType, ev media.DTMF) {
 	if !ev.End {
 		return
 	}
 	switch ev.From {
 	case media.LegWebRTC:
-		if c.sipHasTelephoneEvent() {
+		if !ev.SIPInfo {
 			return // the bridge forwards the events themselves
 		}
 		if d := c.currentDialog(); d != nil {

@@ -51,8 +51,9 @@
 // BYE from either side ends the call on the other. A re-INVITE or UPDATE of the PBX (hold,
 // resume, a new address) updates the bridge and is answered with the mirrored direction.
 // DTMF: a client's dtmf message goes to SIP as RFC 4733 in the RTP leg when the SIP side
-// negotiated telephone-event, as SIP INFO otherwise; RFC 4733 from the client is forwarded by
-// the bridge, or sent as INFO when the SIP side has no telephone-event. SIP INFO DTMF and RFC
+// negotiated telephone-event, as SIP INFO otherwise; the client is always offered
+// telephone-event, and its RFC 4733 events are forwarded by the bridge, or (no
+// telephone-event on the SIP side) consumed by it and sent as SIP INFO. SIP INFO DTMF and RFC
 // 4733 from the SIP side reach the client as dtmf events. A client's key-frame request
 // (PLI/FIR) goes to SIP as RTCP PLI (the bridge) and SIP INFO picture_fast_update; an INFO
 // picture_fast_update from SIP asks the client for a key frame.

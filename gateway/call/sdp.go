@@ -208,11 +208,14 @@ func rtpmap(c rtc.Codec) string {
 	return s
 }
 
-// sipCodecs are the SIP side's formats of pairs, in order.
+// sipCodecs are the SIP side's formats of pairs, in order (a client-only telephone-event has
+// none).
 func sipCodecs(pairs []rtc.Pair) []rtc.Codec {
 	out := make([]rtc.Codec, 0, len(pairs))
 	for _, p := range pairs {
-		out = append(out, p.SIP)
+		if !p.WebRTCOnly() {
+			out = append(out, p.SIP)
+		}
 	}
 	return out
 }

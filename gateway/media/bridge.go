@@ -57,7 +57,8 @@ type Config struct {
 	RTCPInterval time.Duration
 	// DTMFInterval is the update period of generated RFC 4733 events (default 50 ms).
 	DTMFInterval time.Duration
-	// OnDTMF receives the telephone-events detected on either leg (start and end of each). It
+	// OnDTMF receives the telephone-events detected on either leg (start and end of each; a
+	// client's event the SIP leg has no telephone-event for: its end only, SIPInfo set). It
 	// runs on the media path: it must not block.
 	OnDTMF func(kind webrtc.RTPCodecType, ev DTMF)
 	// OnPictureFastUpdate is called when the client asks for a key frame of the video it
@@ -275,6 +276,7 @@ func (s *Stream) pipeline() {
 		classify(tables, LegWebRTC),                        // payload type -> format, clock, SIP payload type
 		countIn(&s.toSIP.in),                               // WebRTC leg receive stats: loss, late, duplicates (dropped), jitter, RTX repairs
 		detectDTMF(&s.toSIP.dtmf, s.reportDTMF(LegWebRTC)), // RFC 4733 events to the call layer
+		consumeEvents(&s.toSIP.rw),                         // events the SIP side lacks: not forwarded (SIP INFO), no sequence gap
 		mapPayloadType(),                                   // to the SIP side's payload type; what it lacks is dropped
 		stripExtensions(),                                  // their ids belong to the client's negotiation
 		injectHere(&s.toSIP.inject),                        // SendDTMF's generated packets enter here
@@ -321,7 +323,7 @@ func (s *Stream) reportDTMF(from Leg) func(DTMF) {
 	}
 	return func(ev DTMF) {
 		ev.From = from
-		if !ev.End {
+		if !ev.End || ev.SIPInfo { // a consumed event is reported at its end only
 			d.dtmfIn++
 		}
 		if f := s.b.cfg.OnDTMF; f != nil {
@@ -444,6 +446,14 @@ func newCodecTables(pairs []rtc.Pair) (*codecTables, error) {
 	}
 	t := &codecTables{pairs: append([]rtc.Pair(nil), pairs...)}
 	for _, p := range pairs {
+		if p.WebRTCOnly() { // a client-only telephone-event: consumed on its way to SIP
+			e := &t.from[LegWebRTC][p.WebRTC.PayloadType&0x7f]
+			if e.known || !p.WebRTC.IsTelephoneEvent() {
+				return nil, fmt.Errorf("%w: %d on the %s leg", errPayloadConflict, p.WebRTC.PayloadType, LegWebRTC)
+			}
+			*e = codecEntry{known: true, clock: p.WebRTC.ClockRate, event: true, consume: true}
+			continue
+		}
 		sides := [2]rtc.Codec{LegWebRTC: p.WebRTC, LegSIP: p.SIP}
 		for from := range sides {
 			in, out := sides[from], sides[1-from]
@@ -532,7 +542,7 @@ func (s *Stream) eventCodec(to Leg, clockRate uint32) (codecEntry, error) {
 		}
 	}
 	for _, p := range pairs {
-		if p.WebRTC.IsTelephoneEvent() && p.WebRTC.ClockRate == clockRate {
+		if p.WebRTC.IsTelephoneEvent() && p.WebRTC.ClockRate == clockRate && (to == LegWebRTC || !p.WebRTCOnly()) {
 			out := p.SIP
 			if to == LegWebRTC {
 				out = p.WebRTC

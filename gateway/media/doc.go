@@ -12,6 +12,11 @@
 // RTCPInterval, the translation of key-frame requests (PLI/FIR) between the legs, DTMF
 // generation, and the counters that Stats snapshots.
 //
+// A telephone-event the SIP leg did not negotiate (rtc.Selection.ClientEvents: the client is
+// offered it anyway, browsers send DTMF in-band) is consumed on its way to SIP: each event is
+// reported once, at its end, with DTMF.SIPInfo set (the call layer sends SIP INFO), and the
+// rewriter closes the sequence numbers it leaves out so the PBX sees no loss.
+//
 // There is no transcoding: a format reaches the other leg only when both negotiated it
 // (gateway/rtc.Match decides; no common codec is a refusal before a bridge exists). RED is
 // declined at negotiation, so the bridge never sees RFC 2198 payloads.

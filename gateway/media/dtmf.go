@@ -24,6 +24,10 @@ type DTMF struct {
 	Duration time.Duration
 	// End is set on the event's final report; the first report has End unset.
 	End bool
+	// SIPInfo: the event came from the client and the SIP leg negotiated no telephone-event.
+	// The bridge consumed its packets and reports it once, at its end: the call layer must
+	// send it as SIP INFO.
+	SIPInfo bool
 }
 
 const dtmfDigits = "0123456789*#ABCD!"

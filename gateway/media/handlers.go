@@ -22,6 +22,9 @@ type codecEntry struct {
 	out   uint8  // the payload type on the other leg
 	clock uint32 // RTP clock rate
 	event bool   // RFC 4733 telephone-event
+	// consume: a telephone-event the other leg did not negotiate (out is meaningless). The
+	// bridge does not forward it; the call layer sends its digits as SIP INFO.
+	consume bool
 }
 
 // codecTables maps the payload types of each leg to the other's, for one stream. It is
@@ -57,12 +60,38 @@ func countIn(st *receiveStats) Handler {
 
 // detectDTMF reports the RFC 4733 events of the leg to the call layer (start and end of each).
 // The packets go on: they are passed through when the other leg negotiated telephone-event.
+// An event the other leg lacks (consumed further on) is reported once, at its end, flagged
+// SIPInfo.
 func detectDTMF(d *dtmfDetector, report func(DTMF)) Handler {
+	reportInfo := func(ev DTMF) {
+		if ev.End {
+			ev.SIPInfo = true
+			report(ev)
+		}
+	}
 	return Filter(func(p *Packet) error {
-		if p.codec.event {
+		switch {
+		case p.codec.consume:
+			d.observe(p, p.codec.clock, reportInfo)
+		case p.codec.event:
 			d.observe(p, p.codec.clock, report)
 		}
 		return nil
+	})
+}
+
+// consumeEvents ends the way of the telephone-events the destination leg did not negotiate
+// (detectDTMF has reported them for SIP INFO). The rewriter closes the sequence numbers they
+// leave out, so the destination sees no loss.
+func consumeEvents(r *rewriter) Handler {
+	return HandlerFunc(func(_ Path, next Writer) Writer {
+		return WriterFunc(func(p *Packet) error {
+			if p.codec.consume && !p.Generated {
+				r.skip(&p.Header)
+				return nil
+			}
+			return next.Write(p)
+		})
 	})
 }
 

@@ -7,7 +7,10 @@ import (
 	"github.com/pion/rtp"
 )
 
-var errStaleSource = errors.New("media: packet of a replaced source")
+var (
+	errStaleSource = errors.New("media: packet of a replaced source")
+	errBeforeGaps  = errors.New("media: packet older than the closed sequence gaps kept")
+)
 
 // rewriter maps every source that feeds one output stream onto that stream's SSRC, sequence
 // numbers and timestamps, so the receiver sees one continuous stream across re-INVITEs, new
@@ -24,6 +27,12 @@ type rewriter struct {
 	hadPrev   bool
 	seqOffset uint16
 	tsOffset  uint32
+	// gaps are the newest runs of the current source's sequence numbers that skip closed
+	// (consumed packets): a late packet from before a run keeps the offset it had then.
+	gaps     [maxGaps]seqGap
+	nGaps    int
+	gapFloor uint16 // packets up to this one are older than the gaps kept: dropped
+	hasFloor bool
 
 	sent      bool // the output has a packet
 	lastSeq   uint16
@@ -49,11 +58,15 @@ func (r *rewriter) rewrite(p *Packet, clockRate uint32) error {
 			r.switchSource(h, p.Arrival, clockRate)
 		}
 	}
+	if r.hasFloor && int16(h.SequenceNumber-r.gapFloor) <= 0 {
+		return errBeforeGaps
+	}
 	if int16(h.SequenceNumber-r.lastInSeq) > 0 {
 		r.lastInSeq = h.SequenceNumber
+		r.forgetGaps()
 	}
 	h.SSRC = r.ssrc
-	h.SequenceNumber += r.seqOffset
+	h.SequenceNumber += r.offsetFor(h.SequenceNumber)
 	h.Timestamp += r.tsOffset
 	if !r.sent || int16(h.SequenceNumber-r.lastSeq) > 0 {
 		r.sent, r.lastSeq = true, h.SequenceNumber
@@ -70,6 +83,7 @@ func (r *rewriter) switchSource(h *rtp.Header, at time.Time, clockRate uint32) {
 		r.prevSSRC, r.hadPrev = r.inSSRC, true
 	}
 	r.started, r.inSSRC, r.lastInSeq = true, h.SSRC, h.SequenceNumber-1
+	r.nGaps, r.hasFloor = 0, false
 	if !r.sent {
 		// The first source keeps its numbering.
 		r.seqOffset, r.tsOffset = 0, 0
@@ -102,5 +116,66 @@ func (r *rewriter) inject(h *rtp.Header) {
 		h.SequenceNumber = r.lastSeq
 	}
 	r.seqOffset++
+	for i := range r.gaps[:r.nGaps] {
+		r.gaps[i].before++
+	}
 	h.SSRC = r.ssrc
+}
+
+// seqGap is a run of input sequence numbers that skip took out of the output.
+type seqGap struct {
+	from, to uint16 // the run's first and last input sequence numbers
+	ts       uint32 // the timestamp of its first packet (an event's)
+	before   uint16 // the offset of the packets before it
+}
+
+// maxGaps is how many closed runs the rewriter remembers (a run is one consumed event).
+const maxGaps = 8
+
+// skip takes h, a packet of the current source that will not be sent, out of the numbering:
+// the packets after it move down by one, so the destination sees no loss. A packet older than
+// the newest one mapped leaves its gap: the number after it may already be sent.
+func (r *rewriter) skip(h *rtp.Header) {
+	seq := h.SequenceNumber
+	if d := int16(seq - r.lastInSeq); !r.started || h.SSRC != r.inSSRC || d <= 0 || d > newSourceGap {
+		return
+	}
+	if n := r.nGaps; n > 0 && (r.gaps[n-1].to+1 == seq || r.gaps[n-1].to == r.lastInSeq && r.gaps[n-1].ts == h.Timestamp) {
+		// The run goes on; numbers missing inside one event (same timestamp) were packets of
+		// that event, lost: closed too.
+		r.seqOffset -= seq - r.gaps[n-1].to - 1
+		r.gaps[n-1].to = seq
+	} else {
+		if n == maxGaps {
+			r.gapFloor, r.hasFloor = r.gaps[0].to, true
+			copy(r.gaps[:], r.gaps[1:])
+			r.nGaps--
+		}
+		r.gaps[r.nGaps] = seqGap{from: seq, to: seq, ts: h.Timestamp, before: r.seqOffset}
+		r.nGaps++
+	}
+	r.seqOffset--
+	r.lastInSeq = seq
+}
+
+// forgetGaps drops the gaps no packet can be from before any more: one that far behind the
+// newest is a new source (newSourceGap). It keeps the wrapping comparisons meaningful.
+func (r *rewriter) forgetGaps() {
+	if r.hasFloor && int16(r.lastInSeq-r.gapFloor) > newSourceGap {
+		r.hasFloor = false
+	}
+	for r.nGaps > 0 && int16(r.lastInSeq-r.gaps[0].to) > newSourceGap {
+		copy(r.gaps[:], r.gaps[1:])
+		r.nGaps--
+	}
+}
+
+// offsetFor is the sequence offset of the current source's packet seq: the current one, or
+// for a late packet from before closed gaps, the one it had then.
+func (r *rewriter) offsetFor(seq uint16) uint16 {
+	off := r.seqOffset
+	for i := r.nGaps - 1; i >= 0 && int16(seq-r.gaps[i].from) < 0; i-- {
+		off = r.gaps[i].before
+	}
+	return off
 }

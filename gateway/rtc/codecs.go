@@ -153,10 +153,14 @@ var telephoneEvents = []Codec{
 // DefaultCodecs is the preference order when Config.Codecs is empty (gateway/config's default).
 var DefaultCodecs = []string{"opus", "g722", "pcmu", "pcma", "vp8", "h264"}
 
-// Pair is one payload format both sides negotiated, with each side's payload type.
+// Pair is one payload format both sides negotiated, with each side's payload type. A pair
+// whose SIP side is the zero Codec exists on the WebRTC side only (ClientEvents).
 type Pair struct {
 	WebRTC, SIP Codec
 }
+
+// WebRTCOnly reports whether the format has no SIP side (a client-only telephone-event).
+func (p Pair) WebRTCOnly() bool { return p.SIP.Name == "" }
 
 // Selection is what a call can carry: the formats both sides have, in the gateway's order of
 // preference (the first one is what each side should send).
@@ -164,16 +168,22 @@ type Selection struct {
 	Audio []Pair
 	// Events are the telephone-event formats whose clock rate matches one of Audio.
 	Events []Pair
+	// ClientEvents are the client's telephone-event formats at the clock of one of Audio for
+	// which the SIP side has none (their SIP side is the zero Codec): the client is still
+	// offered them, the bridge consumes the events and the call layer sends the digits as SIP
+	// INFO.
+	ClientEvents []Pair
 	// Video is empty when the call has no video (not offered, disabled, or nothing common).
 	Video []Pair
 }
 
-// Pairs returns the audio pairs followed by the events (kind audio), or the video pairs.
+// Pairs returns the audio pairs followed by the events and the client-only events (kind
+// audio), or the video pairs.
 func (s *Selection) Pairs(kind webrtc.RTPCodecType) []Pair {
 	if kind == webrtc.RTPCodecTypeVideo {
 		return s.Video
 	}
-	return append(slices.Clip(s.Audio), s.Events...)
+	return append(append(slices.Clip(s.Audio), s.Events...), s.ClientEvents...)
 }
 
 // Match selects the formats present on both sides among those the gateway supports, ordered by
@@ -206,14 +216,18 @@ func Match(webrtcSide, sipSide []Codec, preference []string) (*Selection, error)
 	}
 	// Events in the order of the audio codecs whose clock they share.
 	for _, a := range sel.Audio {
-		if slices.ContainsFunc(sel.Events, func(p Pair) bool { return p.WebRTC.ClockRate == a.WebRTC.ClockRate }) {
+		sameClock := func(p Pair) bool { return p.WebRTC.ClockRate == a.WebRTC.ClockRate }
+		if slices.ContainsFunc(sel.Events, sameClock) || slices.ContainsFunc(sel.ClientEvents, sameClock) {
 			continue
 		}
 		te := Codec{Name: "telephone-event", ClockRate: a.WebRTC.ClockRate}
 		w, okW := findSame(webrtcSide, te)
 		s, okS := findSame(sipSide, te)
-		if okW && okS {
+		switch {
+		case okW && okS:
 			sel.Events = append(sel.Events, Pair{WebRTC: w, SIP: s})
+		case okW:
+			sel.ClientEvents = append(sel.ClientEvents, Pair{WebRTC: w})
 		}
 	}
 	return sel, nil

@@ -279,3 +279,27 @@ func TestConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestClientEventsWithoutSIPTelephoneEvent: the client keeps its telephone-event when the SIP
+// side has none at that clock (a pair without SIP side, after the others in Pairs).
+func TestClientEventsWithoutSIPTelephoneEvent(t *testing.T) {
+	client := []Codec{{Name: "PCMU", ClockRate: 8000, PayloadType: 0}, {Name: "telephone-event", ClockRate: 8000, PayloadType: 126}}
+	sel, err := Match(client, []Codec{{Name: "PCMU", ClockRate: 8000, PayloadType: 0}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sel.Events) != 0 || len(sel.ClientEvents) != 1 || sel.ClientEvents[0].WebRTC.PayloadType != 126 || !sel.ClientEvents[0].WebRTCOnly() {
+		t.Errorf("events %+v, client events %+v, want none and 126 without SIP side", sel.Events, sel.ClientEvents)
+	}
+	if pairs := sel.Pairs(webrtc.RTPCodecTypeAudio); len(pairs) != 2 || !pairs[1].WebRTCOnly() {
+		t.Errorf("audio pairs %+v, want PCMU then the client-only event", pairs)
+	}
+	// With telephone-event on both sides nothing is client-only.
+	sel, err = Match(client, client, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sel.Events) != 1 || len(sel.ClientEvents) != 0 {
+		t.Errorf("events %+v, client events %+v, want one pair and none", sel.Events, sel.ClientEvents)
+	}
+}
