@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	. "github.com/onsi/ginkgo/v2"
 )
 
 // chromium is a headless Chromium driven over the Chrome DevTools Protocol (CDP), spoken here
@@ -57,7 +59,11 @@ var chromiumFlags = []string{
 // findChromium is the Chromium binary, or "".
 func findChromium() string {
 	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
+		found, err := exec.LookPath(p)
+		if err != nil {
+			Fail(fmt.Sprintf("CHROMIUM=%s is not an executable: %v (unset it to search PATH)", p, err))
+		}
+		return found
 	}
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
 		if p, err := exec.LookPath(name); err == nil {
