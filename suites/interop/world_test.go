@@ -308,12 +308,21 @@ func (w *world) client(user string, opts ...webclient.Option) (*webclient.Client
 
 // newClient builds a client without connecting it.
 func (w *world) newClient(user string, opts ...webclient.Option) (*webclient.Client, error) {
+	return w.newClientWith(user, nil, opts...)
+}
+
+// newClientWith builds a client whose Config edit adjusts (nil: none), without connecting it.
+func (w *world) newClientWith(user string, edit func(*webclient.Config), opts ...webclient.Option) (*webclient.Client, error) {
 	h := w.hosts["client"]
-	cl, err := webclient.New(webclient.Config{
+	cfg := webclient.Config{
 		URL: "ws://" + w.httpAddr + signaling.Path, Dial: h.dialer, Net: h.net, LocalIP: h.ip,
 		User: user, Token: signaling.MakeToken(w.secret, user, time.Now().Add(time.Hour)),
 		Logger: w.log.With("who", "client "+user),
-	}, opts...)
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	cl, err := webclient.New(cfg, opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -142,7 +142,7 @@ func (c *Call) description(cs []codec, direction string) ([]byte, error) {
 	ver := c.sdpVer
 	c.sdpVer++
 	c.mu.Unlock()
-	return sessionDescription(c.p.cfg.LocalIP, int(c.media.local.Port()), c.sdpID, ver, cs, direction)
+	return sessionDescription(c.p.cfg.LocalIP, int(c.media.local.Port()), c.sdpID, ver, cs, direction, c.media.video.line())
 }
 
 // handler is how the call follows the peer: a new offer (hold, resume, a new address) is

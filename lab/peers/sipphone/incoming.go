@@ -85,14 +85,14 @@ func (in *Incoming) prepare() (*Call, []byte, error) {
 	if in.offer != nil {
 		cs = []codec{in.codec}
 	}
+	if in.offer != nil { // first: the answer's video line follows the offer's
+		media.setRemote(*in.offer, in.codec)
+	}
 	local, err := c.description(cs, "sendrecv")
 	if err != nil {
 		media.close()
 		_ = in.in.Reject(sip.StatusInternalServerError, "SDP")
 		return nil, nil, err
-	}
-	if in.offer != nil {
-		media.setRemote(*in.offer, in.codec)
 	}
 	return c, local, nil
 }

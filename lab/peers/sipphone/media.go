@@ -59,6 +59,9 @@ type MediaStats struct {
 	FirstReceived time.Time
 	LastReceived  time.Time
 
+	// Video are the video stream's counters (Video option).
+	Video VideoStats
+
 	RTCPSent     uint64 // compound RTCP packets (SR or RR, with SDES), one every 5 s
 	RTCPReceived uint64
 	// PeerReport is the last reception report the peer sent about our stream (PeerReports > 0).
@@ -80,6 +83,7 @@ type Media struct {
 	toneHz   float64
 	logCap   int
 	onClose  func(*Media)
+	video    *videoStream // nil without the Video option
 
 	mu         sync.Mutex
 	remote     netip.AddrPort
@@ -146,19 +150,36 @@ func (p *Phone) newMedia() (*Media, error) {
 		},
 	}
 	m.stats.LocalAddr = local
+	if p.opts.video != nil {
+		if m.video, err = p.newVideo(m); err != nil {
+			_ = conn.Close()
+			_ = rtcpConn.Close()
+			return nil, err
+		}
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		_ = conn.Close()
 		_ = rtcpConn.Close()
+		if m.video != nil {
+			m.video.closeConns()
+		}
 		return nil, ErrClosed
 	}
 	p.medias[m] = struct{}{}
 	m.wg.Add(3)
+	if m.video != nil {
+		m.wg.Add(2)
+	}
 	p.mu.Unlock()
 	go m.receive()
 	go m.receiveRTCP()
 	go m.reportRTCP()
+	if m.video != nil {
+		go m.video.receive(m.video.conn)
+		go m.video.receive(m.video.rtcpConn)
+	}
 	return m, nil
 }
 
@@ -201,6 +222,9 @@ func (m *Media) setRemote(ra remoteAudio, c codec) {
 	m.stats.RemoteAddr = addr
 	m.stats.Codec, m.stats.PayloadType = c.name, c.pt
 	m.mu.Unlock()
+	if m.video != nil {
+		m.video.setRemote(ra.video)
+	}
 }
 
 // Start starts sending the tone (a no-op if it is already sent). The phone starts it itself when a
@@ -214,12 +238,14 @@ func (m *Media) Start() error {
 	case !m.hasCodec:
 		return fmt.Errorf("%w: no negotiated codec yet", ErrBadSDP)
 	case m.stop != nil:
+		m.video.start() // video accepted by a later offer or answer
 		return nil
 	}
 	m.stop = make(chan struct{})
 	m.talkspurt = true
 	m.wg.Add(1)
 	go m.send(m.stop)
+	m.video.start()
 	return nil
 }
 
@@ -231,6 +257,7 @@ func (m *Media) Stop() {
 		m.stop = nil
 	}
 	m.mu.Unlock()
+	m.video.halt()
 }
 
 // LocalAddr is the address RTP is received on and sent from.
@@ -249,6 +276,9 @@ func (m *Media) Stats() MediaStats {
 	}
 	if expected > unique {
 		s.Lost = expected - unique
+	}
+	if m.video != nil {
+		s.Video = m.video.snapshot()
 	}
 	if m.lastSource != nil {
 		s.Jitter = time.Duration(m.lastSource.jitter / m.lastSource.clockRate * float64(time.Second))
@@ -278,8 +308,12 @@ func (m *Media) close() {
 	}
 	close(m.done)
 	m.mu.Unlock()
+	m.video.halt()
 	_ = m.conn.Close()
 	_ = m.rtcpConn.Close()
+	if m.video != nil {
+		m.video.closeConns()
+	}
 	m.wg.Wait()
 	if m.onClose != nil {
 		m.onClose(m)

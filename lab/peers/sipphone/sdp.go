@@ -33,6 +33,7 @@ type remoteAudio struct {
 	rtcpPort  uint16         // from a=rtcp (RFC 3605); 0 means the RTP port + 1
 	codecs    []codec        // offered codecs in the peer's order, with the peer's payload types
 	direction string         // sendrecv, sendonly (hold), recvonly or inactive
+	video     *remoteVideo   // the first video m-line; nil when there is none
 }
 
 // answerDirection is the direction that answers an offer's (RFC 3264 6.1): a peer that puts the
@@ -50,7 +51,8 @@ func answerDirection(offer string) string {
 }
 
 // sessionDescription builds the phone's offer (several codecs) or answer (the chosen one).
-func sessionDescription(ip netip.Addr, port int, sessionID, version uint64, cs []codec, direction string) ([]byte, error) {
+// video, when not nil, adds an m=video line with VP8 (port 0 refuses the peer's video).
+func sessionDescription(ip netip.Addr, port int, sessionID, version uint64, cs []codec, direction string, video *videoLine) ([]byte, error) {
 	md := &sdp.MediaDescription{
 		MediaName: sdp.MediaName{
 			Media:  "audio",
@@ -76,6 +78,21 @@ func sessionDescription(ip netip.Addr, port int, sessionID, version uint64, cs [
 		TimeDescriptions:  []sdp.TimeDescription{{Timing: sdp.Timing{}}},
 		MediaDescriptions: []*sdp.MediaDescription{md},
 	}
+	if video != nil {
+		vd := &sdp.MediaDescription{
+			MediaName: sdp.MediaName{
+				Media:   "video",
+				Port:    sdp.RangedPort{Value: video.port},
+				Protos:  []string{"RTP", "AVP"},
+				Formats: []string{strconv.Itoa(int(video.pt))},
+			},
+			Attributes: []sdp.Attribute{sdp.NewAttribute("rtpmap", video.rtpmap())},
+		}
+		if video.port != 0 {
+			vd.Attributes = append(vd.Attributes, sdp.NewAttribute("rtcp-fb", strconv.Itoa(int(video.pt))+" nack pli"), sdp.NewPropertyAttribute(direction))
+		}
+		sd.MediaDescriptions = append(sd.MediaDescriptions, vd)
+	}
 	return sd.Marshal()
 }
 
@@ -84,6 +101,10 @@ func parseAudio(body []byte) (remoteAudio, error) {
 	var sd sdp.SessionDescription
 	if err := sd.Unmarshal(body); err != nil {
 		return remoteAudio{}, fmt.Errorf("%w: %w", ErrBadSDP, err)
+	}
+	video, err := parseVideo(&sd)
+	if err != nil {
+		return remoteAudio{}, err
 	}
 	for _, md := range sd.MediaDescriptions {
 		if md.MediaName.Media != "audio" || md.MediaName.Port.Value == 0 {
@@ -103,7 +124,7 @@ func parseAudio(body []byte) (remoteAudio, error) {
 		if md.MediaName.Port.Value < 0 || md.MediaName.Port.Value > 65535 {
 			return remoteAudio{}, fmt.Errorf("%w: port %d", ErrBadSDP, md.MediaName.Port.Value)
 		}
-		ra := remoteAudio{addr: netip.AddrPortFrom(ip.Unmap(), uint16(md.MediaName.Port.Value)), direction: "sendrecv"}
+		ra := remoteAudio{addr: netip.AddrPortFrom(ip.Unmap(), uint16(md.MediaName.Port.Value)), direction: "sendrecv", video: video}
 		for _, a := range sd.Attributes { // a session-level direction, overridden by the stream's
 			if isDirection(a.Key) {
 				ra.direction = a.Key
@@ -175,4 +196,45 @@ func isDirection(attr string) bool {
 		return true
 	}
 	return false
+}
+
+// parseVideo reads the first video m-line of a session description: nil when there is none.
+func parseVideo(sd *sdp.SessionDescription) (*remoteVideo, error) {
+	for _, md := range sd.MediaDescriptions {
+		if md.MediaName.Media != "video" {
+			continue
+		}
+		rv := &remoteVideo{}
+		if md.MediaName.Port.Value <= 0 || md.MediaName.Port.Value > 65535 {
+			return rv, nil // refused (port 0), or unusable
+		}
+		ci := md.ConnectionInformation
+		if ci == nil {
+			ci = sd.ConnectionInformation
+		}
+		if ci == nil || ci.Address == nil {
+			return nil, fmt.Errorf("%w: no connection address for video", ErrBadSDP)
+		}
+		ip, err := netip.ParseAddr(ci.Address.Address)
+		if err != nil {
+			return nil, fmt.Errorf("%w: connection address %q", ErrBadSDP, ci.Address.Address)
+		}
+		rv.addr = netip.AddrPortFrom(ip.Unmap(), uint16(md.MediaName.Port.Value))
+		for _, f := range md.MediaName.Formats { // the first VP8 format, in the peer's order
+			for _, a := range md.Attributes {
+				pt, enc, ok := strings.Cut(a.Value, " ")
+				name, _, _ := strings.Cut(enc, "/")
+				if a.Key == "rtpmap" && ok && pt == f && isVP8(name) {
+					if v, err := strconv.ParseUint(pt, 10, 7); err == nil {
+						rv.pt, rv.vp8 = uint8(v), true
+					}
+				}
+			}
+			if rv.vp8 {
+				break
+			}
+		}
+		return rv, nil
+	}
+	return nil, nil
 }

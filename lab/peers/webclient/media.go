@@ -19,6 +19,7 @@ import (
 
 	"github.com/siprtc/siprtc/gateway/rtc"
 	"github.com/siprtc/siprtc/internal/g711"
+	"github.com/siprtc/siprtc/internal/vp8synth"
 )
 
 const (
@@ -31,11 +32,6 @@ const (
 	dtmfEndRepeats = 3
 	// dtmfGapFrames of audio separate two digits of one SendDTMF (60 ms).
 	dtmfGapFrames = 3
-	// maxVideoPayload bounds one video RTP payload (descriptor included), below the usual MTU
-	// with room for SRTP and header extensions.
-	maxVideoPayload = 1100
-	// keyFrameScale is how much larger a key frame is than the average frame.
-	keyFrameScale = 3
 )
 
 // PacketRecord is one RTP packet the client sent or received (media packets as they cross the
@@ -538,35 +534,22 @@ func (m *media) write(t *rtc.TrackLocal, h *rtp.Header, payload []byte) bool {
 
 // ---- video source ----
 
-// sendVideo sends a synthetic VP8 stream: frames at the frame rate whose sizes follow the
-// target bitrate with +-30% noise, a key frame (keyFrameScale times the average) at the start,
-// every keyFrameEvery and on PLI/FIR, each frame cut into RTP packets with a VP8 payload
-// descriptor (S bit on the first), the marker on the last, 90 kHz timestamps. The payload is
-// random bytes behind a valid VP8 frame tag: a pass-through gateway carries it; a decoder
-// would show noise.
+// sendVideo sends the synthetic VP8 stream of internal/vp8synth: frames at the frame rate whose
+// sizes follow the target bitrate, a key frame at the start, every keyFrameEvery and on PLI/FIR,
+// each frame cut into RTP packets with a VP8 payload descriptor, the marker on the last, 90 kHz
+// timestamps.
 func (m *media) sendVideo() {
 	defer m.wg.Done()
-	rng := rand.New(rand.NewPCG(m.cfg.seed, 2))
-	fps := m.cfg.videoFPS
-	interval := time.Second / time.Duration(fps)
-	ticker := time.NewTicker(interval)
+	rng := rand.New(rand.NewPCG(m.cfg.seed, 3))
+	src := vp8synth.NewSource(m.cfg.seed, m.cfg.videoBitrate, m.cfg.videoFPS, m.cfg.keyFrameEvery)
+	ticker := time.NewTicker(src.Interval())
 	defer ticker.Stop()
 	seq, ts := uint16(rng.Uint32()), rng.Uint32()
-	avg := float64(m.cfg.videoBitrate) / 8 / float64(fps)
-	// Inter frames are scaled down so that the key frames keep the average on target.
-	perKey := max(float64(m.cfg.keyFrameEvery)/float64(interval), 2)
-	interScale := max((perKey-keyFrameScale)/(perKey-1), 0.2)
-	var lastKey time.Time
 	for {
 		if c, ok := m.videoTrack.Codec(); ok {
-			now := time.Now()
-			key := m.keyFrame.Swap(false) || now.Sub(lastKey) >= m.cfg.keyFrameEvery
-			size := avg * interScale * (0.7 + 0.6*rng.Float64())
-			if key {
-				size, lastKey = avg*keyFrameScale, now
-			}
-			seq = m.sendFrame(rng, c, key, max(int(size), 16), seq, ts)
-			ts += uint32(90000 / fps)
+			frame, key := src.Next(time.Now(), m.keyFrame.Swap(false))
+			seq = m.sendFrame(c, frame, key, seq, ts)
+			ts += src.TimestampStep()
 		}
 		select {
 		case <-m.stopCh:
@@ -577,31 +560,11 @@ func (m *media) sendVideo() {
 }
 
 // sendFrame packetizes one frame and returns the next sequence number.
-func (m *media) sendFrame(rng *rand.Rand, c rtc.Codec, key bool, size int, seq uint16, ts uint32) uint16 {
-	frame := make([]byte, size)
-	for i := range frame {
-		frame[i] = byte(rng.Uint32())
-	}
-	// VP8 frame tag (RFC 6386 9.1): bit 0 is 0 for a key frame, show_frame set; a key frame
-	// carries the start code and 640x480.
-	frame[0] = 0x11
-	if key {
-		frame[0] = 0x10
-		if size >= 10 {
-			copy(frame[3:], []byte{0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01})
-		}
-	}
-	const chunk = maxVideoPayload - 1
+func (m *media) sendFrame(c rtc.Codec, frame []byte, key bool, seq uint16, ts uint32) uint16 {
+	payloads := vp8synth.Packetize(frame)
 	sentAll := true
-	for off := 0; off < len(frame); off += chunk {
-		end := min(off+chunk, len(frame))
-		payload := make([]byte, 0, 1+end-off)
-		desc := byte(0)
-		if off == 0 {
-			desc = 0x10 // S: start of the partition
-		}
-		payload = append(append(payload, desc), frame[off:end]...)
-		h := &rtp.Header{Version: 2, Marker: end == len(frame), PayloadType: c.PayloadType, SequenceNumber: seq, Timestamp: ts}
+	for i, payload := range payloads {
+		h := &rtp.Header{Version: 2, Marker: i == len(payloads)-1, PayloadType: c.PayloadType, SequenceNumber: seq, Timestamp: ts}
 		if m.write(m.videoTrack, h, payload) {
 			seq++
 		} else {
@@ -755,44 +718,9 @@ func (m *media) recordVideo(pkt *rtp.Packet) {
 		m.lastFrame[pkt.SSRC] = pkt.Timestamp
 		m.video.FramesReceived++
 	}
-	if key, ok := vp8KeyFrameStart(pkt.Payload); ok && key {
+	if key, ok := vp8synth.KeyFrameStart(pkt.Payload); ok && key {
 		m.video.KeyFramesReceived++
 	}
-}
-
-// vp8KeyFrameStart reports, for the first packet of a VP8 frame (S set, partition 0), whether
-// the frame is a key frame; ok is false for other packets.
-func vp8KeyFrameStart(p []byte) (key, ok bool) {
-	if len(p) < 1 || p[0]&0x10 == 0 || p[0]&0x07 != 0 {
-		return false, false
-	}
-	i := 1
-	if p[0]&0x80 != 0 { // X: extensions
-		if len(p) < 2 {
-			return false, false
-		}
-		x := p[1]
-		i = 2
-		if x&0x80 != 0 { // I: picture id, 7 or 15 bits
-			if len(p) <= i {
-				return false, false
-			}
-			if p[i]&0x80 != 0 {
-				i++
-			}
-			i++
-		}
-		if x&0x40 != 0 { // L: TL0PICIDX
-			i++
-		}
-		if x&0x30 != 0 { // T or K: TID/KEYIDX
-			i++
-		}
-	}
-	if len(p) <= i {
-		return false, false
-	}
-	return p[i]&0x01 == 0, true
 }
 
 // ---- reports ----

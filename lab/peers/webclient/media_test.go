@@ -229,23 +229,6 @@ func TestTelephoneEvent(t *testing.T) {
 	}
 }
 
-func TestVP8KeyFrame(t *testing.T) {
-	for _, c := range []struct {
-		p       []byte
-		key, ok bool
-	}{
-		{[]byte{0x10, 0x10}, true, true},
-		{[]byte{0x10, 0x11}, false, true},
-		{[]byte{0x00, 0x10}, false, false},                 // not a frame start
-		{[]byte{0x90, 0x80, 0x81, 0x02, 0x10}, true, true}, // X, I with a 15-bit picture id
-		{[]byte{0x90, 0xE0, 0x05, 0x07, 0x20, 0x11}, false, true},
-	} {
-		if key, ok := vp8KeyFrameStart(c.p); key != c.key || ok != c.ok {
-			t.Errorf("% x: key %v ok %v", c.p, key, ok)
-		}
-	}
-}
-
 // TestNACKRepairsLoss: with 5% random loss each way on the client's link, the client's NACKs
 // (gateway/rtc registers NACK feedback for audio) get lost audio resent, and its counters show
 // the repair. On the lab network, in virtual time.

@@ -1,0 +1,175 @@
+package interop_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	"github.com/pion/rtcp"
+
+	"github.com/siprtc/siprtc/gateway/signaling"
+	"github.com/siprtc/siprtc/lab/peers/sipphone"
+	"github.com/siprtc/siprtc/lab/peers/webclient"
+)
+
+const (
+	videoFPS     = 25
+	videoBitrate = 300_000
+	videoWindow  = 3 * time.Second
+)
+
+// videoReport is what a video call measured over videoWindow, at both ends.
+type videoReport struct {
+	ClientSent, ClientRx      uint64 // frames the client sent, frames it received
+	PhoneSent, PhoneRx        uint64
+	PhoneKeyRx, ClientKeyRx   uint64
+	PhoneCodec                string
+	PhoneKeyRequests          uint64 // PLI/FIR the phone got, after the client's PLI
+	PhoneKeyRequestsBeforePLI uint64
+	PhoneVideoPeer, PBX       netip.Addr // where the phone sends video: the PBX's relay
+}
+
+// measureVideo waits for video at both ends, counts frames over videoWindow, then sends a PLI
+// from the client for the video it receives and waits for it to reach the phone.
+func measureVideo(ctx context.Context, c *webclient.Call, pc *sipphone.Call) (videoReport, error) {
+	var rep videoReport
+	if err := c.WaitConnected(ctx); err != nil {
+		return rep, fmt.Errorf("client not connected: %w", err)
+	}
+	if err := c.WaitMedia(ctx, 10, 5); err != nil {
+		return rep, fmt.Errorf("no video at the client: %w (%+v)", err, c.Stats().Video)
+	}
+	if err := waitFor(ctx, 5*time.Second, func() bool { return pc.Media().Stats().Video.FramesReceived >= 5 }); err != nil {
+		return rep, fmt.Errorf("no video at the phone: %+v", pc.Media().Stats().Video)
+	}
+	c0, p0 := c.Stats().Video, pc.Media().Stats().Video
+	time.Sleep(videoWindow)
+	c1, p1 := c.Stats().Video, pc.Media().Stats().Video
+	rep.ClientSent, rep.ClientRx = c1.FramesSent-c0.FramesSent, c1.FramesReceived-c0.FramesReceived
+	rep.PhoneSent, rep.PhoneRx = p1.FramesSent-p0.FramesSent, p1.FramesReceived-p0.FramesReceived
+	rep.PhoneKeyRx, rep.ClientKeyRx = p1.KeyFramesReceived, c1.KeyFramesReceived
+	rep.PhoneCodec, rep.PhoneVideoPeer = p1.Codec, p1.RemoteAddr.Addr()
+	rep.PhoneKeyRequestsBeforePLI = p1.KeyFrameRequests
+
+	// The client asks for a key frame of the video it receives: the gateway carries it to the
+	// SIP side as RTCP PLI, which the PBX relays to the phone.
+	_, received := c.Packets()
+	var ssrc uint32
+	for _, r := range received {
+		if r.Kind == "video" {
+			ssrc = r.SSRC
+		}
+	}
+	if err := c.PeerConnection().WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
+		return rep, fmt.Errorf("PLI: %w", err)
+	}
+	_ = waitFor(ctx, 3*time.Second, func() bool {
+		return pc.Media().Stats().Video.KeyFrameRequests > rep.PhoneKeyRequestsBeforePLI
+	})
+	rep.PhoneKeyRequests = pc.Media().Stats().Video.KeyFrameRequests
+	return rep, nil
+}
+
+func expectVideoBothWays(rep videoReport) {
+	GinkgoWriter.Printf("video: %+v\n", rep)
+	Expect(rep.PhoneCodec).To(Equal("VP8"))
+	Expect(rep.PhoneVideoPeer).To(Equal(rep.PBX), "video goes through the PBX's relay")
+	Expect(rep.ClientSent).To(BeNumerically(">=", uint64(videoWindow/time.Second)*videoFPS*8/10))
+	Expect(rep.PhoneSent).To(BeNumerically(">=", uint64(videoWindow/time.Second)*videoFPS*8/10))
+	Expect(float64(rep.PhoneRx)).To(BeNumerically(">", 0.8*float64(rep.ClientSent)), "client -> phone frames")
+	Expect(float64(rep.ClientRx)).To(BeNumerically(">", 0.8*float64(rep.PhoneSent)), "phone -> client frames")
+	Expect(rep.PhoneKeyRx).To(BeNumerically(">", 0))
+	Expect(rep.ClientKeyRx).To(BeNumerically(">", 0))
+	Expect(rep.PhoneKeyRequests).To(BeNumerically(">", rep.PhoneKeyRequestsBeforePLI), "the client's PLI reaches the phone")
+}
+
+func videoClient(w *world, user string, opts ...webclient.Option) (*webclient.Client, error) {
+	cl, err := w.newClientWith(user, func(c *webclient.Config) { c.Video = true },
+		append([]webclient.Option{webclient.WithVideo(videoBitrate, videoFPS, 0)}, opts...)...)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
+	defer cancel()
+	if err := cl.Connect(ctx); err != nil {
+		return nil, fmt.Errorf("client %s: %w", user, err)
+	}
+	return cl, nil
+}
+
+var _ = Describe("Video both ways", Label("interop"), func() {
+	for _, n := range networks {
+		Context("over "+n.name, func() {
+			It("carries VP8 from a WebRTC client to a SIP phone and back, and the client's PLI reaches the phone", func() {
+				rep, err := inWorld(n, func(w *world) (videoReport, error) {
+					phone, err := w.phone("1001", sipphone.Video("VP8", videoBitrate, videoFPS))
+					if err != nil {
+						return videoReport{}, err
+					}
+					phone.OnIncoming(ringThenAnswer(100*time.Millisecond, make(chan string, 1)))
+					cl, err := videoClient(w, "alice")
+					if err != nil {
+						return videoReport{}, err
+					}
+					ctx, cancel := context.WithTimeout(w.ctx, 20*time.Second)
+					defer cancel()
+					c, err := cl.Call(ctx, "1001")
+					if err != nil {
+						return videoReport{}, err
+					}
+					if _, err := c.WaitState(ctx, string(signaling.LocalAcceptedByRemote)); err != nil {
+						return videoReport{}, err
+					}
+					if err := waitFor(ctx, 5*time.Second, func() bool { return len(phone.Calls()) == 1 }); err != nil {
+						return videoReport{}, err
+					}
+					rep, err := measureVideo(ctx, c, phone.Calls()[0])
+					rep.PBX = w.hosts["pbx"].ip
+					if err != nil {
+						return rep, err
+					}
+					return rep, c.Hangup(ctx, "bye")
+				})
+				Expect(err).NotTo(HaveOccurred())
+				expectVideoBothWays(rep)
+			})
+
+			It("carries VP8 from a SIP phone (0 + user) to a WebRTC client and back, and the client's PLI reaches the phone", func() {
+				rep, err := inWorld(n, func(w *world) (videoReport, error) {
+					phone, err := w.phone("1001", sipphone.Video("VP8", videoBitrate, videoFPS))
+					if err != nil {
+						return videoReport{}, err
+					}
+					cl, err := videoClient(w, "bob", webclient.WithAutoAccept(100*time.Millisecond))
+					if err != nil {
+						return videoReport{}, err
+					}
+					ctx, cancel := context.WithTimeout(w.ctx, 20*time.Second)
+					defer cancel()
+					res := <-dial(ctx, phone, "0bob", make(chan int, 8))
+					if res.err != nil {
+						return videoReport{}, res.err
+					}
+					if err := waitFor(ctx, 5*time.Second, func() bool { return len(cl.Calls()) == 1 }); err != nil {
+						return videoReport{}, err
+					}
+					c := cl.Calls()[0]
+					if _, err := c.WaitState(ctx, string(signaling.RemoteAccepted)); err != nil {
+						return videoReport{}, err
+					}
+					rep, err := measureVideo(ctx, c, res.call)
+					rep.PBX = w.hosts["pbx"].ip
+					if err != nil {
+						return rep, err
+					}
+					return rep, res.call.Hangup(ctx)
+				})
+				Expect(err).NotTo(HaveOccurred())
+				expectVideoBothWays(rep)
+			})
+		})
+	}
+})
