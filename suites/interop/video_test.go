@@ -29,6 +29,8 @@ type videoReport struct {
 	PhoneCodec                string
 	PhoneKeyRequests          uint64 // PLI/FIR the phone got, after the client's PLI
 	PhoneKeyRequestsBeforePLI uint64
+	PhoneFastUpdates          uint64 // SIP INFO picture_fast_update the phone got, after the PLI
+	PhoneFastUpdatesBeforePLI uint64
 	PhoneVideoPeer, PBX       netip.Addr // where the phone sends video: the PBX's relay
 }
 
@@ -53,9 +55,11 @@ func measureVideo(ctx context.Context, c *webclient.Call, pc *sipphone.Call) (vi
 	rep.PhoneKeyRx, rep.ClientKeyRx = p1.KeyFramesReceived, c1.KeyFramesReceived
 	rep.PhoneCodec, rep.PhoneVideoPeer = p1.Codec, p1.RemoteAddr.Addr()
 	rep.PhoneKeyRequestsBeforePLI = p1.KeyFrameRequests
+	rep.PhoneFastUpdatesBeforePLI = p1.FastUpdates
 
 	// The client asks for a key frame of the video it receives: the gateway carries it to the
-	// SIP side as RTCP PLI, which the PBX relays to the phone.
+	// SIP side as RTCP PLI, which the PBX relays to the phone, and as SIP INFO
+	// picture_fast_update, which the PBX passes on in the dialog.
 	_, received := c.Packets()
 	var ssrc uint32
 	for _, r := range received {
@@ -67,9 +71,11 @@ func measureVideo(ctx context.Context, c *webclient.Call, pc *sipphone.Call) (vi
 		return rep, fmt.Errorf("PLI: %w", err)
 	}
 	_ = waitFor(ctx, 3*time.Second, func() bool {
-		return pc.Media().Stats().Video.KeyFrameRequests > rep.PhoneKeyRequestsBeforePLI
+		v := pc.Media().Stats().Video
+		return v.KeyFrameRequests > rep.PhoneKeyRequestsBeforePLI && v.FastUpdates > rep.PhoneFastUpdatesBeforePLI
 	})
 	rep.PhoneKeyRequests = pc.Media().Stats().Video.KeyFrameRequests
+	rep.PhoneFastUpdates = pc.Media().Stats().Video.FastUpdates
 	return rep, nil
 }
 
@@ -84,6 +90,7 @@ func expectVideoBothWays(rep videoReport) {
 	Expect(rep.PhoneKeyRx).To(BeNumerically(">", 0))
 	Expect(rep.ClientKeyRx).To(BeNumerically(">", 0))
 	Expect(rep.PhoneKeyRequests).To(BeNumerically(">", rep.PhoneKeyRequestsBeforePLI), "the client's PLI reaches the phone")
+	Expect(rep.PhoneFastUpdates).To(BeNumerically(">", rep.PhoneFastUpdatesBeforePLI), "the client's PLI reaches the phone as SIP INFO picture_fast_update")
 }
 
 func videoClient(w *world, user string, opts ...webclient.Option) (*webclient.Client, error) {

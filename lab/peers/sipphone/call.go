@@ -3,6 +3,7 @@ package sipphone
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/emiago/sipgo/sip"
@@ -149,7 +150,16 @@ func (c *Call) description(cs []codec, direction string) ([]byte, error) {
 // answered with the negotiated codec and the matching direction, and an answer in an ACK sets
 // the media up.
 func (c *Call) handler() sipua.DialogHandler {
-	return sipua.DialogHandler{Offer: c.onOffer, Answer: c.onAnswer}
+	return sipua.DialogHandler{Offer: c.onOffer, Answer: c.onAnswer, Info: c.onInfo}
+}
+
+// onInfo takes the INFO requests that are not DTMF: a picture_fast_update (RFC 5168's XML body,
+// as FreeSWITCH and video phones send it) asks the video sender for a key frame; others are
+// accepted and ignored.
+func (c *Call) onInfo(contentType string, body []byte) {
+	if c.media.video != nil && strings.Contains(string(body), "picture_fast_update") {
+		c.media.video.fastUpdate()
+	}
 }
 
 func (c *Call) onOffer(offer []byte) ([]byte, error) {

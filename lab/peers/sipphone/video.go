@@ -36,6 +36,7 @@ type VideoStats struct {
 	Invalid                           uint64 // datagrams that were neither RTP nor RTCP
 
 	KeyFrameRequests uint64 // RTCP PLI and FIR received
+	FastUpdates      uint64 // SIP INFO picture_fast_update received (also answered with a key frame)
 }
 
 // videoOptions is the Video option.
@@ -282,6 +283,14 @@ func (v *videoStream) receive(conn net.PacketConn) {
 		}
 		v.mu.Unlock()
 	}
+}
+
+// fastUpdate answers a SIP INFO picture_fast_update with a key frame.
+func (v *videoStream) fastUpdate() {
+	v.keyFrame.Store(true)
+	v.mu.Lock()
+	v.stats.FastUpdates++
+	v.mu.Unlock()
 }
 
 // readRTCP asks the sender for a key frame on PLI or FIR.
