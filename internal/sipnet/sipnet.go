@@ -38,6 +38,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -133,14 +134,9 @@ func Listen(cfg Config) (*Stack, error) {
 	if bind.Addr().Is6() {
 		network = "udp6"
 	}
-	pc, err := cfg.Net.ListenPacket(network, bind.String())
+	pc, tcpLn, local, err := bindPair(cfg, network, bind)
 	if err != nil {
-		return nil, fmt.Errorf("sipnet: bind %s/udp: %w", bind, err)
-	}
-	local, err := netip.ParseAddrPort(pc.LocalAddr().String())
-	if err != nil {
-		_ = pc.Close()
-		return nil, fmt.Errorf("sipnet: socket address %s: %w", pc.LocalAddr(), err)
+		return nil, err
 	}
 	if cfg.Hostname == "" {
 		cfg.Hostname = local.Addr().String()
@@ -173,12 +169,12 @@ func Listen(cfg Config) (*Stack, error) {
 	// called, see the package doc).
 	ua, err := sipgo.NewUA(uaOpts...)
 	if err != nil {
-		_ = pc.Close()
+		closeBound(pc, tcpLn)
 		return nil, fmt.Errorf("sipnet: user agent: %w", err)
 	}
 	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(cfg.Logger))
 	if err != nil {
-		_ = pc.Close()
+		closeBound(pc, tcpLn)
 		return nil, fmt.Errorf("sipnet: server: %w", err)
 	}
 	clientOpts := []sipgo.ClientOption{
@@ -192,7 +188,7 @@ func Listen(cfg Config) (*Stack, error) {
 	}
 	client, err := sipgo.NewClient(ua, clientOpts...)
 	if err != nil {
-		_ = pc.Close()
+		closeBound(pc, tcpLn)
 		return nil, fmt.Errorf("sipnet: client: %w", err)
 	}
 
@@ -211,22 +207,11 @@ func Listen(cfg Config) (*Stack, error) {
 		done:      make(chan struct{}),
 		closeDone: make(chan struct{}),
 	}
-	if cfg.TCP {
-		tcpNet := "tcp4"
-		if local.Addr().Is6() {
-			tcpNet = "tcp6"
-		}
-		ln, err := cfg.Net.ListenTCP(tcpNet, net.TCPAddrFromAddrPort(local))
-		switch {
-		case errors.Is(err, transport.ErrNotSupported):
-			cfg.Logger.Debug("no SIP over TCP: the network has no TCP", "addr", local)
-		case err != nil:
-			_ = pc.Close()
-			return nil, fmt.Errorf("sipnet: bind %s/tcp: %w", local, err)
-		default:
-			st.tcp = ln
-			st.TCPAddr = local
-		}
+	if tcpLn != nil {
+		st.tcp = tcpLn
+		st.TCPAddr = local
+	} else if cfg.TCP {
+		cfg.Logger.Debug("no SIP over TCP: the network has no TCP", "addr", local)
 	}
 	if cfg.TLS != nil {
 		tcpNet := "tcp4"
@@ -249,6 +234,51 @@ func Listen(cfg Config) (*Stack, error) {
 		}
 	}
 	return st, nil
+}
+
+// bindPair binds the UDP socket and, with cfg.TCP on a network that has TCP, the TCP listener on
+// the same port. When the port was left to the system (0), the TCP twin of the UDP port it
+// picked may be taken by another program: then both are bound again on another port.
+func bindPair(cfg Config, network string, bind netip.AddrPort) (net.PacketConn, net.Listener, netip.AddrPort, error) {
+	const attempts = 8
+	for try := 1; ; try++ {
+		pc, err := cfg.Net.ListenPacket(network, bind.String())
+		if err != nil {
+			return nil, nil, netip.AddrPort{}, fmt.Errorf("sipnet: bind %s/udp: %w", bind, err)
+		}
+		local, err := netip.ParseAddrPort(pc.LocalAddr().String())
+		if err != nil {
+			_ = pc.Close()
+			return nil, nil, netip.AddrPort{}, fmt.Errorf("sipnet: socket address %s: %w", pc.LocalAddr(), err)
+		}
+		if !cfg.TCP {
+			return pc, nil, local, nil
+		}
+		tcpNet := "tcp4"
+		if local.Addr().Is6() {
+			tcpNet = "tcp6"
+		}
+		ln, err := cfg.Net.ListenTCP(tcpNet, net.TCPAddrFromAddrPort(local))
+		switch {
+		case err == nil:
+			return pc, ln, local, nil
+		case errors.Is(err, transport.ErrNotSupported):
+			return pc, nil, local, nil
+		case bind.Port() == 0 && errors.Is(err, syscall.EADDRINUSE) && try < attempts:
+			_ = pc.Close() // another program holds this port's TCP twin: pick another port
+		default:
+			_ = pc.Close()
+			return nil, nil, netip.AddrPort{}, fmt.Errorf("sipnet: bind %s/tcp: %w", local, err)
+		}
+	}
+}
+
+// closeBound releases what bindPair bound when Listen fails later.
+func closeBound(pc net.PacketConn, ln net.Listener) {
+	_ = pc.Close()
+	if ln != nil {
+		_ = ln.Close()
+	}
 }
 
 // Serve starts serving on a goroutine of its own and returns once sipgo has put the socket in

@@ -3,7 +3,10 @@
 // registers as 1001, and the page, driven over the Chrome DevTools Protocol, logs in, calls the
 // phone and answers the phone's call, with audio checked at both ends.
 //
-// Chromium missing skips the suite, unless LAB_REQUIRE contains "chromium": then it fails.
+// The same scenarios run in headless Firefox (firefox-esr), driven over WebDriver BiDi.
+//
+// A browser missing skips its scenarios, unless LAB_REQUIRE names it ("chromium", "firefox"):
+// then they fail.
 package browser_test
 
 import (
@@ -15,5 +18,5 @@ import (
 
 func TestBrowser(t *testing.T) {
 	RegisterFailHandler(Fail)
-	RunSpecs(t, "Gateway browser page in Chromium")
+	RunSpecs(t, "Gateway browser page in Chromium and Firefox")
 }

@@ -317,6 +317,10 @@ func (c *chromium) eval(ctx context.Context, expr string, out any) error {
 	return nil
 }
 
+func (c *chromium) logs() (string, string, int64) {
+	return c.stderr.String(), c.console.String(), c.thrown.Load()
+}
+
 // close ends the browser and removes its profile.
 func (c *chromium) close() error {
 	if c.conn != nil {
