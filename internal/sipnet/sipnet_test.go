@@ -113,7 +113,10 @@ func options(to netip.AddrPort) *sip.Request {
 func osUDPSockets(t *testing.T) int {
 	t.Helper()
 	if runtime.GOOS != "linux" {
-		t.Skip("counting the process's UDP sockets needs Linux's /proc")
+		if strings.Contains(os.Getenv("LAB_REQUIRE"), "procfs") {
+			t.Fatalf("LAB_REQUIRE names procfs but this is %s: counting the process's UDP sockets needs Linux's /proc", runtime.GOOS)
+		}
+		t.Skip("counting the process's UDP sockets needs Linux's /proc (set LAB_REQUIRE=procfs to make this a failure)")
 	}
 	fds, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
