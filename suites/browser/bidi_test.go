@@ -1,11 +1,9 @@
 package browser_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,8 +21,7 @@ import (
 // firefox is a headless Firefox driven over WebDriver BiDi (Firefox 129+ has no CDP), spoken
 // here directly over its WebSocket: one session, one browsing context.
 type firefox struct {
-	cmd     *exec.Cmd
-	dir     string
+	*browserProcess
 	conn    *websocket.Conn
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -33,7 +30,6 @@ type firefox struct {
 	waiting map[int64]chan bidiReply
 	context string
 	readErr chan struct{}
-	stderr  *lineBuffer
 	console *lineBuffer
 	thrown  atomic.Int64
 }
@@ -120,37 +116,11 @@ func launchFirefox(bin string) (browser, error) {
 	}
 	cmd := exec.Command(bin, "--headless", "--no-remote", "--remote-debugging-port=0", "--profile", dir, "about:blank")
 	cmd.Env = append(os.Environ(), "MOZ_CRASHREPORTER_DISABLE=1", "MOZ_DISABLE_AUTO_SAFE_MODE=1")
-	stderr, err := cmd.StderrPipe()
+	proc, wsURL, err := startBrowser(cmd, dir, bidiRE, "firefox")
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	f := &firefox{cmd: cmd, dir: dir, waiting: map[int64]chan bidiReply{}, readErr: make(chan struct{}), stderr: &lineBuffer{}, console: &lineBuffer{}}
-	urlCh := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64*1024), 1<<20)
-		sent := false
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(f.stderr, line)
-			if m := bidiRE.FindStringSubmatch(line); m != nil && !sent {
-				urlCh <- m[1]
-				sent = true
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	var wsURL string
-	select {
-	case wsURL = <-urlCh:
-	case <-time.After(20 * time.Second):
-		f.kill()
-		return nil, fmt.Errorf("firefox printed no WebDriver BiDi URL in 20 s; stderr:\n%s", f.stderr.String())
-	}
+	f := &firefox{browserProcess: proc, waiting: map[int64]chan bidiReply{}, readErr: make(chan struct{}), console: &lineBuffer{}}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	dctx, dcancel := context.WithTimeout(f.ctx, 10*time.Second)
 	defer dcancel()
@@ -417,16 +387,4 @@ func (f *firefox) close() error {
 		f.cancel()
 	}
 	return f.kill()
-}
-
-func (f *firefox) kill() error {
-	done := make(chan error, 1)
-	go func() { done <- f.cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(3 * time.Second):
-		_ = f.cmd.Process.Kill()
-		<-done
-	}
-	return os.RemoveAll(f.dir)
 }

@@ -1,11 +1,9 @@
 package browser_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"regexp"
@@ -22,8 +20,7 @@ import (
 // chromium is a headless Chromium driven over the Chrome DevTools Protocol (CDP), spoken here
 // directly over its WebSocket: one browser connection, one page session (flat mode).
 type chromium struct {
-	cmd     *exec.Cmd
-	dir     string
+	*browserProcess
 	conn    *websocket.Conn
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -32,7 +29,6 @@ type chromium struct {
 	waiting map[int64]chan cdpReply
 	session string
 	readErr chan struct{}
-	stderr  *lineBuffer
 	console *lineBuffer // the page's console errors and warnings, and uncaught exceptions
 	thrown  atomic.Int64
 }
@@ -83,37 +79,11 @@ func launchChromium(bin string) (*chromium, error) {
 	}
 	args := append(append([]string{}, chromiumFlags...), "--user-data-dir="+dir, "about:blank")
 	cmd := exec.Command(bin, args...)
-	stderr, err := cmd.StderrPipe()
+	proc, wsURL, err := startBrowser(cmd, dir, devtoolsRE, "chromium")
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	c := &chromium{cmd: cmd, dir: dir, waiting: map[int64]chan cdpReply{}, readErr: make(chan struct{}), stderr: &lineBuffer{}, console: &lineBuffer{}}
-	urlCh := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64*1024), 1<<20)
-		sent := false
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(c.stderr, line)
-			if m := devtoolsRE.FindStringSubmatch(line); m != nil && !sent {
-				urlCh <- m[1]
-				sent = true
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	var wsURL string
-	select {
-	case wsURL = <-urlCh:
-	case <-time.After(20 * time.Second):
-		c.kill()
-		return nil, fmt.Errorf("chromium printed no DevTools URL in 20 s; stderr:\n%s", c.stderr.String())
-	}
+	c := &chromium{browserProcess: proc, waiting: map[int64]chan cdpReply{}, readErr: make(chan struct{}), console: &lineBuffer{}}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	dctx, dcancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer dcancel()
@@ -333,18 +303,6 @@ func (c *chromium) close() error {
 		c.cancel()
 	}
 	return c.kill()
-}
-
-func (c *chromium) kill() error {
-	done := make(chan error, 1)
-	go func() { done <- c.cmd.Wait() }()
-	select {
-	case <-done:
-	case <-time.After(3 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-done
-	}
-	return os.RemoveAll(c.dir)
 }
 
 // lineBuffer collects written text safely.
