@@ -175,16 +175,26 @@ func (s *Session) cancelInvitation(req request) *Error {
 	return nil
 }
 
-func (s *Session) received(req request) *Error {
+// lockReceived returns the remote invitation a client's received/accept/refuse names, locked,
+// when it still waits for the client's answer (INVITATION_RECEIVED).
+func (s *Session) lockReceived(req request) (*RemoteInvitation, *Error) {
 	ri, e := s.remoteInvitation(req.CallID)
 	if e != nil {
-		return e
+		return nil, e
 	}
 	ri.mu.Lock()
 	if ri.state != RemoteInvitationReceived {
 		state := ri.state
 		ri.mu.Unlock()
-		return errorf(CodeInvalidState, "invitation is "+string(state))
+		return nil, errorf(CodeInvalidState, "invitation is "+string(state))
+	}
+	return ri, nil
+}
+
+func (s *Session) received(req request) *Error {
+	ri, e := s.lockReceived(req)
+	if e != nil {
+		return e
 	}
 	first := !ri.acked
 	ri.acked = true
@@ -200,15 +210,9 @@ func (s *Session) received(req request) *Error {
 }
 
 func (s *Session) accept(req request) *Error {
-	ri, e := s.remoteInvitation(req.CallID)
+	ri, e := s.lockReceived(req)
 	if e != nil {
 		return e
-	}
-	ri.mu.Lock()
-	if ri.state != RemoteInvitationReceived {
-		state := ri.state
-		ri.mu.Unlock()
-		return errorf(CodeInvalidState, "invitation is "+string(state))
 	}
 	ri.acked, ri.response = true, req.Response
 	s.conn.reply(req.ID, req.CallID)
@@ -226,15 +230,9 @@ func (s *Session) accept(req request) *Error {
 }
 
 func (s *Session) refuse(req request) *Error {
-	ri, e := s.remoteInvitation(req.CallID)
+	ri, e := s.lockReceived(req)
 	if e != nil {
 		return e
-	}
-	ri.mu.Lock()
-	if ri.state != RemoteInvitationReceived {
-		state := ri.state
-		ri.mu.Unlock()
-		return errorf(CodeInvalidState, "invitation is "+string(state))
 	}
 	ri.acked, ri.response = true, req.Response
 	s.conn.reply(req.ID, req.CallID)
