@@ -154,6 +154,13 @@ func (in *Incoming) await(done <-chan struct{}, tick <-chan time.Time) (ticked b
 // retransmitted until the ACK arrives. A reliable provisional response still unacknowledged is
 // waited for first.
 func (in *Incoming) Answer(sdp []byte, h DialogHandler) (*Dialog, error) {
+	return in.AnswerWith(sdp, h, nil)
+}
+
+// AnswerWith answers as Answer does and calls established with the dialog before the 200 OK
+// leaves, so whatever the callee records about the call is in place before the caller can see
+// the answer (on a virtual network the caller may run before Answer returns).
+func (in *Incoming) AnswerWith(sdp []byte, h DialogHandler, established func(*Dialog)) (*Dialog, error) {
 	if err := in.waitPRACK(); err != nil {
 		return nil, err
 	}
@@ -180,6 +187,9 @@ func (in *Incoming) Answer(sdp []byte, h DialogHandler) (*Dialog, error) {
 		_ = in.respond(in.response(sip.StatusTemporarilyUnavailable, "Temporarily Unavailable", nil))
 		in.finish()
 		return nil, ErrClosed
+	}
+	if established != nil {
+		established(d)
 	}
 	if err := in.respond(res); err != nil {
 		d.end(EndedLocally)

@@ -108,12 +108,12 @@ func (in *Incoming) Answer() (*Call, error) {
 			return nil, err
 		}
 	}
-	d, err := in.in.Answer(local, c.handler())
+	// The call is tracked before the 200 leaves: a caller whose Call returned finds it here.
+	_, err := in.in.AnswerWith(local, c.handler(), c.track)
 	if err != nil {
-		c.media.close()
+		c.media.close() // idempotent: a tracked call whose 200 failed closes it too
 		return nil, err
 	}
-	c.track(d)
 	if in.answered != nil {
 		close(in.answered)
 	}
