@@ -40,18 +40,27 @@ GINKGO_COMMON = -r --keep-going --junit-report=junit.xml --json-report=suites.js
 
 suites: deps
 	@mkdir -p $(REPORTS)
-	$(GINKGO) $(GINKGO_COMMON) --race --timeout=15m ./suites
+	@status=0; $(GINKGO) $(GINKGO_COMMON) --race --timeout=15m ./suites || status=$$?; \
+	$(GO) run ./cmd/siprtc lab summarize --quiet --dir $(REPORTS) || [ $$status -ne 0 ] || status=1; \
+	exit $$status
 
 test: fmt-check vet unit suites
 
 bench: deps
 	$(GO) test -run='^$$' -bench=. -benchmem -count=$(or $(BENCH_COUNT),1) $(RACE_PKGS)
 
-# The lab's main job on the embedded default PBX: runs the lab suites on the emulated network
-# and writes the reports to $(REPORTS).
+# The lab's main job on the embedded default PBX: runs the lab suites (the standard scenario
+# set, README "The lab run") on the emulated network in virtual time, then turns their report
+# into $(REPORTS)/measurements.json and summary.txt. Scenario files of your own:
+# make lab SCENARIOS="my.yaml other.yaml". The summary is written even when a suite fails; the
+# target then fails too.
+LAB_SUITES ?= $(wildcard suites/setup suites/arq suites/fec suites/bwe suites/scenarios)
 lab: build
 	@mkdir -p $(REPORTS)
-	$(GINKGO) $(GINKGO_COMMON) --timeout=30m ./suites
+	@status=0; \
+	LAB_SCENARIOS="$(SCENARIOS)" $(GINKGO) $(GINKGO_COMMON) --timeout=30m $(LAB_SUITES) || status=$$?; \
+	./bin/siprtc lab summarize --dir $(REPORTS) || [ $$status -ne 0 ] || status=1; \
+	exit $$status
 
 # The embedded PBX on loopback with the FreeSWITCH overlay, in the foreground.
 pbx: build

@@ -140,7 +140,9 @@ func build(suites []types.Report) (*Run, error) {
 			case sp.State.Is(types.SpecStateFailureStates):
 				suite.Failed++
 				spec.Failure = sp.Failure.Message
-				spec.Location = sp.Failure.Location.String()
+				if sp.Failure.Location.FileName != "" {
+					spec.Location = sp.Failure.Location.String()
+				}
 			case sp.State.Is(types.SpecStateSkipped | types.SpecStatePending):
 				suite.Skipped++
 				spec.Failure = sp.Failure.Message // the skip's reason

@@ -7,6 +7,7 @@
 //	siprtc gateway run --config F       run the gateway (SIGINT/SIGTERM drain calls and stop)
 //	siprtc gateway check [--config F]   validate an rtx.conf, print the effective configuration
 //	siprtc gateway token --user U       make a client login token
+//	siprtc lab summarize [--dir D]      turn the suites' report into measurements.json and summary.txt
 //	siprtc version                      print the version
 package main
 
@@ -32,6 +33,7 @@ func commands() []command {
 	return []command{
 		{"pbx", "run the embedded PBX (subcommands: lint, gen-directory)", runPBX},
 		{"gateway", "the SIP <-> WebRTC gateway (subcommands: run, check, token)", runGateway},
+		{"lab", "the lab's reports (subcommand: summarize)", runLab},
 		{"version", "print the version and commit", runVersion},
 	}
 }

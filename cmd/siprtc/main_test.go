@@ -161,3 +161,30 @@ func TestGatewayToken(t *testing.T) {
 		t.Errorf("a configuration without app_secret: exit %d, stderr %q", code, errs)
 	}
 }
+
+func TestLabSummarize(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"lab", "summarize", "--dir", dir}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "make lab") {
+		t.Errorf("no report: exit %d, %s", code, stderr.String())
+	}
+	report := `[{"SuiteDescription":"Setup","SuiteSucceeded":true,"StartTime":"2026-11-25T12:00:00Z","EndTime":"2026-11-25T12:00:10Z",
+	 "SpecReports":[{"LeafNodeType":"It","LeafNodeText":"sets up","State":"passed","ReportEntries":[
+	  {"Name":"measurement","Value":{"AsJSON":"{\"suite\":\"setup\",\"case\":\"outbound rtt=50ms\",\"backend\":\"embedded\",\"values\":{\"setup_ms\":180}}"}}]}]}]`
+	if err := os.WriteFile(filepath.Join(dir, "suites.json"), []byte(report), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"lab", "summarize", "--dir", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "siprtc lab run: PASSED") || !strings.Contains(stdout.String(), "setup_ms") {
+		t.Errorf("summary:\n%s", stdout.String())
+	}
+	for _, f := range []string{"measurements.json", "summary.txt"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+}
