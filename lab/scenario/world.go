@@ -312,14 +312,15 @@ options_interval=5
 		defer close(w.served)
 		_ = g.Serve(l)
 	}()
-	if err := WaitFor(w.ctx, 10*time.Second, func() bool { return g.Healthy().Healthy && allRegistered(g) }); err != nil {
+	if err := WaitFor(w.ctx, 10*time.Second, func() bool { return g.Healthy().Healthy && w.AllRegistered() }); err != nil {
 		return fmt.Errorf("scenario: gateway not registered with the PBX: %+v", g.Healthy())
 	}
 	return nil
 }
 
-func allRegistered(g *gateway.Gateway) bool {
-	for _, r := range g.Registrations() {
+// AllRegistered says whether every account of the gateway is registered with the PBX.
+func (w *World) AllRegistered() bool {
+	for _, r := range w.gw.Registrations() {
 		if r.State != sipua.Registered {
 			return false
 		}
@@ -449,6 +450,10 @@ func (w *World) NewClient(user string, edit func(*webclient.Config), opts ...web
 	w.addPeer(cl.Close)
 	return cl, nil
 }
+
+// OnClose adds f to what Close runs before it stops the gateway, with the peers (newest
+// first): for peers a caller builds itself.
+func (w *World) OnClose(f func() error) { w.addPeer(f) }
 
 // Quiesce waits until the gateway and the PBX hold no call.
 func (w *World) Quiesce(d time.Duration) error {

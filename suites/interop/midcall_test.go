@@ -51,7 +51,7 @@ func (w *world) infoPhone(user string, telephoneEvent bool) (*infoPhone, error) 
 		return nil, err
 	}
 	p := &infoPhone{ua: ua, answered: make(chan *sipua.Dialog, 1)}
-	w.closers = append(w.closers, func() error {
+	w.OnClose(func() error {
 		err := ua.Close()
 		if p.rtp != nil {
 			_ = p.rtp.Close()

@@ -91,7 +91,7 @@ var _ = Describe("Signalling input the gateway must survive", Label("interop"), 
 					steps := []struct{ name, text, id string }{
 						{"bad token", `{"type":"login","id":"1","token":"bm90LWEtdG9rZW4"}`, "1"},
 						{"malformed JSON", `{"type":"login","id":`, ""},
-						{"login", fmt.Sprintf(`{"type":"login","id":"2","token":%q}`, signaling.MakeToken(w.secret, "mallory", time.Now().Add(time.Hour))), "2"},
+						{"login", fmt.Sprintf(`{"type":"login","id":"2","token":%q}`, w.Token("mallory")), "2"},
 						{"oversize content", fmt.Sprintf(`{"type":"invite","id":"3","callee":"1001","content":%q}`, strings.Repeat("x", signaling.MaxContentBytes+1)), "3"},
 						{"oversize channel id", fmt.Sprintf(`{"type":"invite","id":"4","callee":"1001","channelId":%q}`, strings.Repeat("c", signaling.MaxChannelIDBytes+1)), "4"},
 						{"unknown type", `{"type":"selfDestruct","id":"5"}`, "5"},
@@ -220,7 +220,7 @@ var _ = Describe("Registration", Label("interop"), func() {
 			}
 			rep.Lost = time.Since(start)
 			rep.During, _, _ = w.health()
-			if err := waitFor(ctx, outage+time.Minute, func() bool { return allRegistered(w.gw) }); err != nil {
+			if err := waitFor(ctx, outage+time.Minute, func() bool { return w.AllRegistered() }); err != nil {
 				return rep, fmt.Errorf("not recovered: %w", err)
 			}
 			rep.Recovered = time.Since(start)
