@@ -10,7 +10,6 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/siprtc/siprtc/gateway/signaling"
 	"github.com/siprtc/siprtc/lab/peers/sipphone"
 )
 
@@ -213,11 +212,11 @@ func scenarios(e engine) {
 		BeforeEach(func(ctx SpecContext) {
 			var err error
 			w, err = newWorld()
-			DeferCleanup(func() {
-				Expect(w.close()).To(Succeed())
-			})
 			Expect(err).NotTo(HaveOccurred())
-			phone, err = w.phone("1001", sipphone.AutoAnswer(300*time.Millisecond))
+			DeferCleanup(func() {
+				Expect(w.Close()).To(Succeed())
+			})
+			phone, err = w.Phone("1001", sipphone.AutoAnswer(300*time.Millisecond))
 			Expect(err).NotTo(HaveOccurred())
 
 			b, err := e.launch(bin)
@@ -245,7 +244,7 @@ func scenarios(e engine) {
 			Expect(pg.js(ctx, `window.isSecureContext`, &secure)).To(Succeed())
 			Expect(secure).To(BeTrue(), "http://127.0.0.1 must be a secure context for getUserMedia")
 			loaded := time.Since(start)
-			token := signaling.MakeToken(w.secret, browserUser, time.Now().Add(time.Hour))
+			token := w.Token(browserUser)
 			Expect(pg.login(ctx, browserUser, token)).To(Succeed())
 			AddReportEntry("page", timings{"page loaded": loaded, "logged in": time.Since(start)}.String())
 		}, NodeTimeout(60*time.Second))
