@@ -183,6 +183,8 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 		Net: n, PublicIP: cfg.Media.PublicIP, ICELite: cfg.Media.ICELite,
 		PortMin: cfg.Media.PortMin, PortMax: cfg.Media.PortMax,
 		Codecs: cfg.Media.Codecs, Video: cfg.Media.Video,
+		RED: cfg.Media.RED, REDDistance: cfg.Media.REDDistance,
+		FlexFEC: cfg.Media.FlexFEC, FECMediaPackets: cfg.Media.FECMediaPackets, FECPackets: cfg.Media.FECPackets,
 	}
 	if g.opts.localIP.IsValid() {
 		ip := g.opts.localIP

@@ -136,6 +136,8 @@ func TestMetricsAndHealthAcrossACall(t *testing.T) {
 		`siprtc_signaling_sessions`:                                             "1",
 		`siprtc_media_packets_lost_total{leg="webrtc",kind="audio"}`:            "0",
 		`siprtc_webrtc_repairs_total{type="nacks_sent"}`:                        "0",
+		`siprtc_webrtc_repairs_total{type="red_recovered"}`:                     "0",
+		`siprtc_media_packets_recovered_total{leg="webrtc",kind="audio"}`:       "0",
 	} {
 		if m[k] != want {
 			t.Errorf("%s = %q, want %s", k, m[k], want)

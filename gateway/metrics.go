@@ -73,6 +73,7 @@ func (t *mediaTotals) add(s media.Stats) {
 			sum.Duplicates += ls.Duplicates
 			sum.Dropped += ls.Dropped
 			sum.Repaired += ls.Repaired
+			sum.Recovered += ls.Recovered
 			sum.DTMFReceived += ls.DTMFReceived
 			sum.DTMFSent += ls.DTMFSent
 			t.legs[k] = sum
@@ -84,6 +85,9 @@ func (t *mediaTotals) add(s media.Stats) {
 		"nacked_packets_received": r.NACKedReceived, "retransmissions": r.Retransmissions, "rtx_sent": r.RTXSent,
 		"rtx_received": r.RTXReceived, "plis_sent": r.PLIsSent, "plis_received": r.PLIsReceived,
 		"firs_sent": r.FIRsSent, "firs_received": r.FIRsReceived, "twcc_feedback_sent": r.TWCCFeedbackSent,
+		"red_sent": r.REDSent, "red_received": r.REDReceived, "red_recovered": r.REDRecovered,
+		"flexfec_sent": r.FlexFECSent, "flexfec_received": r.FlexFECReceived, "flexfec_recovered": r.FlexFECRecovered,
+		"flexfec_unrecoverable": r.FlexFECUnrecoverable,
 	} {
 		t.repair[name] += v
 	}
@@ -195,10 +199,11 @@ func (g *Gateway) writeMetrics(w io.Writer) {
 	counter("siprtc_media_packets_lost_total", "RTP packets lost on each leg after repair (RFC 3550 cumulative loss).", func(s media.LegStats) float64 { return float64(max(s.Lost, 0)) })
 	counter("siprtc_media_packets_late_total", "RTP packets that arrived after a newer one (retransmissions, reordering).", func(s media.LegStats) float64 { return float64(s.Late) })
 	counter("siprtc_media_packets_repaired_total", "RTP packets recovered through the client's RTX stream.", func(s media.LegStats) float64 { return float64(s.Repaired) })
+	counter("siprtc_media_packets_recovered_total", "RTP packets rebuilt from the client's RED (audio) or FlexFEC (video) packets.", func(s media.LegStats) float64 { return float64(s.Recovered) })
 	counter("siprtc_media_packets_dropped_total", "RTP packets not forwarded (format the other leg lacks, stale source, duplicate).", func(s media.LegStats) float64 { return float64(s.Dropped) })
 	counter("siprtc_media_dtmf_received_total", "RFC 4733 events detected on each leg.", func(s media.LegStats) float64 { return float64(s.DTMFReceived) })
 
-	p.family("siprtc_webrtc_repairs_total", "counter", "NACK, retransmission, key-frame request and feedback packets on the WebRTC leg.")
+	p.family("siprtc_webrtc_repairs_total", "counter", "NACK, retransmission, key-frame request, feedback, RED and FlexFEC packets on the WebRTC leg.")
 	for _, name := range sortedKeys(totals.repair) {
 		p.sample("siprtc_webrtc_repairs_total", labels{"type", name}, float64(totals.repair[name]))
 	}

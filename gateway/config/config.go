@@ -135,6 +135,16 @@ type Media struct {
 	// h264. telephone-event is always offered.
 	Codecs []string
 	Video  bool
+	// RED (red=1) negotiates RFC 2198 redundant Opus with clients that offer it (Chrome):
+	// their RED is decoded before the SIP side, and the gateway's Opus is sent with
+	// REDDistance earlier frames per packet (red_distance, 1..8).
+	RED         bool
+	REDDistance int
+	// FlexFEC (flexfec=1) negotiates FlexFEC-03 for video: the client's FEC repairs its lost
+	// video packets, and the gateway sends FECPackets FEC packets for every FECMediaPackets
+	// video packets (fec_packets, fec_media_packets).
+	FlexFEC                     bool
+	FECMediaPackets, FECPackets int
 }
 
 // AudioCodecs returns the audio codecs of Codecs, in order.
@@ -192,6 +202,14 @@ const (
 	DefaultOptionsInterval = 30 * time.Second
 	// DefaultMaxFileSizeKiB is the size SRProxy gives its own RTM log (10*1024 KiB).
 	DefaultMaxFileSizeKiB = 10 * 1024
+	// DefaultREDDistance (Chrome's), DefaultFECMediaPackets and DefaultFECPackets (pion's
+	// FlexFEC encoder's) are the defaults of red_distance, fec_media_packets and fec_packets;
+	// MaxREDDistance and MaxFECMediaPackets bound them (gateway/rtc's limits).
+	DefaultREDDistance     = 1
+	MaxREDDistance         = 8
+	DefaultFECMediaPackets = 5
+	DefaultFECPackets      = 2
+	MaxFECMediaPackets     = 48
 )
 
 var defaultCodecs = []string{"opus", "g722", "pcmu", "pcma", "vp8", "h264"}
@@ -226,6 +244,10 @@ func Default() *Config {
 			PortMax: DefaultPortMax,
 			Codecs:  append([]string(nil), defaultCodecs...),
 			Video:   true,
+
+			REDDistance:     DefaultREDDistance,
+			FECMediaPackets: DefaultFECMediaPackets,
+			FECPackets:      DefaultFECPackets,
 		},
 		SIP: SIP{
 			Transport:       TransportUDP,

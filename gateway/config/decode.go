@@ -493,6 +493,23 @@ func (d *decoder) decodeMedia(c *Config) {
 		c.Media.Codecs = codecs
 	}
 	d.flag("media", "video", &c.Media.Video)
+	d.flag("media", "red", &c.Media.RED)
+	d.flag("media", "flexfec", &c.Media.FlexFEC)
+	for _, k := range []struct {
+		key    string
+		lo, hi int64
+		want   string
+		dst    *int
+	}{
+		{"red_distance", 1, MaxREDDistance, fmt.Sprintf("the number of earlier Opus frames each RED packet repeats, 1..%d", MaxREDDistance), &c.Media.REDDistance},
+		{"fec_media_packets", 1, MaxFECMediaPackets, fmt.Sprintf("the number of video packets each FlexFEC batch protects, 1..%d", MaxFECMediaPackets), &c.Media.FECMediaPackets},
+		{"fec_packets", 1, MaxFECMediaPackets, fmt.Sprintf("the number of FlexFEC packets per batch, 1..%d", MaxFECMediaPackets), &c.Media.FECPackets},
+	} {
+		n := int64(*k.dst)
+		if d.integer("media", k.key, k.lo, k.hi, k.want, &n) != nil {
+			*k.dst = int(n)
+		}
+	}
 }
 
 // check reports what is wrong between keys.
@@ -572,6 +589,21 @@ func (d *decoder) checkMedia(c *Config) {
 	if m.Video && len(filterCodecs(m.Codecs, true)) == 0 {
 		if key, e := blame("codecs", "video"); e != nil {
 			d.invalid("media", key, e, ErrConflict, "want a video codec (vp8 or h264) in codecs when video=1, or video=0")
+		}
+	}
+	if m.RED && !slices.Contains(m.Codecs, "opus") {
+		if key, e := blame("red", "codecs"); e != nil {
+			d.invalid("media", key, e, ErrConflict, "want opus in codecs when red=1 (RED carries Opus), or red=0")
+		}
+	}
+	if m.FlexFEC && !m.Video {
+		if key, e := blame("flexfec", "video"); e != nil {
+			d.invalid("media", key, e, ErrConflict, "want video=1 when flexfec=1 (FlexFEC protects video), or flexfec=0")
+		}
+	}
+	if m.FECPackets > m.FECMediaPackets {
+		if key, e := blame("fec_packets", "fec_media_packets"); e != nil {
+			d.invalid("media", key, e, ErrConflict, fmt.Sprintf("want fec_packets <= fec_media_packets, found %d FEC packets for %d media packets", m.FECPackets, m.FECMediaPackets))
 		}
 	}
 }

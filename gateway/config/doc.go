@@ -33,8 +33,8 @@
 //
 // Integers are decimal. SRProxy reads them with strtol(…, 0), so "05086" would be octal and
 // "0x13de" hex there; a leading 0 or 0x is an error here rather than a silently different
-// port. Flags (on, ice_lite, video) are 0 or 1. Durations are a number of seconds or a Go
-// duration ("30", "30s", "1h30m").
+// port. Flags (on, ice_lite, video, red, flexfec) are 0 or 1. Durations are a number of
+// seconds or a Go duration ("30", "30s", "1h30m").
 //
 // # SRProxy's sections
 //
@@ -87,7 +87,8 @@
 //
 //	[signaling] listen (default 127.0.0.1:8080), tls_cert, tls_key, app_secret, token_ttl (24h)
 //	[media]     ip, port_min (10000), port_max (15999), ice_lite (0), codecs
-//	            (opus,g722,pcmu,pcma,vp8,h264), video (1)
+//	            (opus,g722,pcmu,pcma,vp8,h264), video (1), red (0), red_distance (1),
+//	            flexfec (0), fec_media_packets (5), fec_packets (2)
 //	[metrics]   listen (default: off)
 //	[sip]       transport (udp|tcp|tls), register_expires (3600), options_interval (30; 0: off),
 //	            tls_cert, tls_key, ca

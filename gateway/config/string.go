@@ -118,6 +118,11 @@ func (c *Config) String() string {
 	kv("ice_lite", flag(c.Media.ICELite))
 	kv("codecs", strings.Join(c.Media.Codecs, ","))
 	kv("video", flag(c.Media.Video))
+	kv("red", flag(c.Media.RED))
+	kv("red_distance", c.Media.REDDistance)
+	kv("flexfec", flag(c.Media.FlexFEC))
+	kv("fec_media_packets", c.Media.FECMediaPackets)
+	kv("fec_packets", c.Media.FECPackets)
 
 	section("metrics")
 	kv("listen", c.Metrics.Listen)

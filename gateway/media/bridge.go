@@ -334,6 +334,11 @@ func (s *Stream) reportDTMF(from Leg) func(DTMF) {
 
 // deliver parses one datagram and runs it through d's chain.
 func (d *direction) deliver(buf []byte, at time.Time, src netip.AddrPort, repaired bool) {
+	d.deliverPacket(buf, at, src, repaired, false)
+}
+
+// deliverPacket is deliver for a packet that may have been rebuilt by RED or FlexFEC.
+func (d *direction) deliverPacket(buf []byte, at time.Time, src netip.AddrPort, repaired, recovered bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	p := &d.pkt
@@ -352,6 +357,7 @@ func (d *direction) deliver(buf []byte, at time.Time, src netip.AddrPort, repair
 		return
 	}
 	p.Payload, p.Arrival, p.Source, p.Repaired, p.Generated = buf[hl:end], at, src, repaired, false
+	p.Recovered = recovered
 	if err := d.write.Write(p); err != nil {
 		d.in.dropped++
 	}
@@ -369,7 +375,7 @@ func (s *Stream) readTrack(track *webrtc.TrackRemote) {
 			return
 		}
 		repaired := attr != nil && attr.Get(webrtc.AttributeRtxSsrc) != nil
-		s.toSIP.deliver(buf[:n], time.Now(), netip.AddrPort{}, repaired)
+		s.toSIP.deliverPacket(buf[:n], time.Now(), netip.AddrPort{}, repaired, recovered(attr))
 	}
 }
 

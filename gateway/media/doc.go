@@ -18,6 +18,12 @@
 // rewriter closes the sequence numbers it leaves out so the PBX sees no loss.
 //
 // There is no transcoding: a format reaches the other leg only when both negotiated it
-// (gateway/rtc.Match decides; no common codec is a refusal before a bridge exists). RED is
-// declined at negotiation, so the bridge never sees RFC 2198 payloads.
+// (gateway/rtc.Match decides; no common codec is a refusal before a bridge exists). RED
+// (RFC 2198) and FlexFEC-03 are declined at negotiation unless rtc.Config.RED or
+// rtc.Config.FlexFEC is on; then gateway/rtc decodes them before the bridge reads the track
+// (RED into plain Opus, the lost packets it repeats first; FlexFEC into the video packets it
+// rebuilds) and encodes them after the bridge writes, so the bridge still sees only the
+// negotiated Opus and video formats, and the SIP side gets nothing else. The rebuilt packets
+// are counted in LegStats.Recovered (per mechanism in rtc.RepairStats) and take no part in
+// jitter (fec.go).
 package media

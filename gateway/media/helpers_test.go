@@ -42,6 +42,8 @@ type callOptions struct {
 	loopback bool
 	// countOnly: the client and the phone count what they receive instead of keeping it.
 	countOnly bool
+	// rtc adjusts the client's and the gateway's rtc.Config (RED, FlexFEC, ...).
+	rtc func(*rtc.Config)
 }
 
 // call is one bridged call on an emulated network: a pion client PeerConnection, the gateway's
@@ -130,6 +132,10 @@ func newCall(t testing.TB, o callOptions) *call {
 	gwCfg.Video = video
 	if !o.loopback {
 		gwCfg.PortMin, gwCfg.PortMax = 40000, 40100
+	}
+	if o.rtc != nil {
+		o.rtc(&clientCfg)
+		o.rtc(&gwCfg)
 	}
 	c.client, err = rtc.NewPeer(clientCfg, webrtc.Configuration{})
 	must(t, err)

@@ -40,6 +40,9 @@ type Packet struct {
 	Source netip.AddrPort
 	// Repaired: the packet came through the client's RTX stream (pion unwrapped it).
 	Repaired bool
+	// Recovered: gateway/rtc rebuilt the packet from the client's RED or FlexFEC (it never
+	// arrived itself).
+	Recovered bool
 	// Generated: the bridge made this packet (an injected DTMF event), it has no source.
 	Generated bool
 

@@ -15,7 +15,8 @@ const seenWindow = 1024
 type receiveStats struct {
 	// Totals over every source.
 	packets, bytes, late, duplicates, repaired, dropped, sources uint64
-	lostBefore                                                   int64 // lost by the previous sources
+	recovered                                                    uint64 // rebuilt by RED or FlexFEC
+	lostBefore                                                   int64  // lost by the previous sources
 
 	// The current source: sequence numbers extended past wrap-around.
 	started   bool
@@ -44,7 +45,7 @@ func (s *receiveStats) newSource(ssrc uint32, seq uint16) {
 	}
 	*s = receiveStats{
 		packets: s.packets, bytes: s.bytes, late: s.late, duplicates: s.duplicates,
-		repaired: s.repaired, dropped: s.dropped, sources: s.sources + 1, lostBefore: s.lostBefore,
+		repaired: s.repaired, recovered: s.recovered, dropped: s.dropped, sources: s.sources + 1, lostBefore: s.lostBefore,
 		started: true, ssrc: ssrc, baseSeq: int64(seq), extMax: int64(seq) - 1, clockRate: s.clockRate,
 	}
 }
@@ -110,7 +111,11 @@ func (s *receiveStats) update(p *Packet, clockRate uint32) bool {
 	if p.Repaired {
 		s.repaired++
 	}
-	if clockRate != 0 && !p.Generated {
+	if p.Recovered {
+		s.recovered++
+	}
+	// A rebuilt packet's arrival is its repair's: no jitter sample.
+	if clockRate != 0 && !p.Generated && !p.Recovered {
 		if clockRate != s.clockRate || s.epoch.IsZero() {
 			s.clockRate, s.onTransit, s.jitter, s.epoch = clockRate, false, 0, p.Arrival
 		}

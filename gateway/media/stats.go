@@ -36,6 +36,9 @@ type LegStats struct {
 	Duplicates uint64
 	// Repaired arrived through the client's RTX stream (WebRTC leg, video).
 	Repaired uint64
+	// Recovered were rebuilt from the client's RED (audio) or FlexFEC (video) packets
+	// (WebRTC leg, with rtc.Config.RED or FlexFEC); rtc.RepairStats counts per mechanism.
+	Recovered uint64
 	// Dropped were not forwarded: a format the other leg lacks, a stale or unlatched source,
 	// a malformed packet, or a duplicate.
 	Dropped uint64
@@ -105,7 +108,7 @@ func (s *Stream) Stats() StreamStats {
 
 func fillIn(l *LegStats, in *receiveStats, dtmf uint64) {
 	l.Received, l.ReceivedBytes = in.packets, in.bytes
-	l.Lost, l.Late, l.Duplicates, l.Repaired = in.lost(), in.late, in.duplicates, in.repaired
+	l.Lost, l.Late, l.Duplicates, l.Repaired, l.Recovered = in.lost(), in.late, in.duplicates, in.repaired, in.recovered
 	l.Dropped, l.Sources, l.Jitter, l.DTMFReceived = in.dropped, in.sources, in.jitterDuration(), dtmf
 }
 

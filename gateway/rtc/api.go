@@ -28,6 +28,8 @@ type Option func(*apiOptions)
 
 type apiOptions struct {
 	counters *RepairCounters
+	bwe      func(*BWE)            // WithBWEHandler
+	extra    []interceptor.Factory // WithInterceptor
 }
 
 // WithRepairCounters counts the repair machinery of the API's PeerConnections into c. The
@@ -37,7 +39,8 @@ func WithRepairCounters(c *RepairCounters) Option {
 }
 
 // NewAPI builds a pion API from cfg: the MediaEngine with the codecs of cfg (NACK feedback on
-// audio and video, RTX on video, telephone-event at 8000 and 48000, no RED), the interceptors
+// audio and video, RTX on video, telephone-event at 8000 and 48000; red and flexfec-03
+// only with Config.RED and Config.FlexFEC, see fec.go), the interceptors
 // (NACK generator and responder, RTCP sender and receiver reports, TWCC feedback for what the
 // client sends, and the repair counters when asked for) and the SettingEngine (network, public
 // address, ICE-lite, ports or UDP mux, ICE timeouts, no mDNS).
@@ -49,11 +52,12 @@ func NewAPI(cfg Config, opts ...Option) (*webrtc.API, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	o.counters = withRepairPeer(cfg, o.counters) // RED and FlexFEC state: fec.go
 	m, err := newMediaEngine(cfg)
 	if err != nil {
 		return nil, err
 	}
-	ir, err := newInterceptors(cfg, m, o.counters)
+	ir, err := newInterceptors(cfg, m, o)
 	if err != nil {
 		return nil, err
 	}
@@ -61,6 +65,7 @@ func NewAPI(cfg Config, opts ...Option) (*webrtc.API, error) {
 	if err != nil {
 		return nil, err
 	}
+	tapRepair(s, o.counters) // FlexFEC reads the SRTP session's buffers: fec.go
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(*s)), nil
 }
 
@@ -68,12 +73,15 @@ func NewAPI(cfg Config, opts ...Option) (*webrtc.API, error) {
 type Peer struct {
 	*webrtc.PeerConnection
 	Repair *RepairCounters
+	// BWE is the send-side bandwidth estimator (nil unless Config.BWE is set).
+	BWE *BWE
 }
 
 // NewPeer builds a PeerConnection on its own API (so its repair counters are its own).
-func NewPeer(cfg Config, pcConfig webrtc.Configuration) (*Peer, error) {
+func NewPeer(cfg Config, pcConfig webrtc.Configuration, opts ...Option) (*Peer, error) {
 	counters := &RepairCounters{}
-	api, err := NewAPI(cfg, WithRepairCounters(counters))
+	var bwe *BWE
+	api, err := NewAPI(cfg, append(opts[:len(opts):len(opts)], WithRepairCounters(counters), WithBWEHandler(func(b *BWE) { bwe = b }))...)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +89,7 @@ func NewPeer(cfg Config, pcConfig webrtc.Configuration) (*Peer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rtc: new peer connection: %w", err)
 	}
-	return &Peer{PeerConnection: pc, Repair: counters}, nil
+	return &Peer{PeerConnection: pc, Repair: counters, BWE: bwe}, nil
 }
 
 func newMediaEngine(cfg Config) (*webrtc.MediaEngine, error) {
@@ -126,12 +134,32 @@ func newMediaEngine(cfg Config) (*webrtc.MediaEngine, error) {
 }
 
 // newInterceptors registers, innermost first: the repair counters (they see every packet the
-// others send and receive), the NACK responder and generator, the RTCP reports, and TWCC
-// feedback (after the codecs: it adds its feedback and header extension to them).
-func newInterceptors(cfg Config, m *webrtc.MediaEngine, counters *RepairCounters) (*interceptor.Registry, error) {
+// others send and receive), the WithInterceptor ones, RED and FlexFEC (fec.go), the RTX NACK
+// filter (rtxnack.go), with Config.BWE the bandwidth estimator and its pacer (RED and FlexFEC
+// then come outside it, and the transport-wide sequence numbers outside them: addBWE), the
+// NACK responder and generator, the RTCP reports, and TWCC feedback (after the codecs: it adds
+// its feedback and header extension to them).
+func newInterceptors(cfg Config, m *webrtc.MediaEngine, o apiOptions) (*interceptor.Registry, error) {
+	counters := o.counters
 	ir := &interceptor.Registry{}
 	if counters != nil {
 		ir.Add(repairCounterFactory{c: counters})
+	}
+	for _, f := range o.extra { // WithInterceptor: they see what leaves, FEC and RED included
+		ir.Add(f)
+	}
+	if cfg.BWE == nil { // with BWE, addBWE puts them outside the pacer
+		if err := addRepair(ir, m, counters); err != nil { // RED and FlexFEC, inside the rest: fec.go
+			return nil, err
+		}
+	}
+	ir.Add(rtxNACKFilterFactory{}) // pion's NACK generator does not see RTX: see rtxnack.go
+	// The estimator, then RED and FlexFEC, then the transport-wide sequence numbers, all inside
+	// the NACK responder: see addBWE.
+	if cfg.BWE != nil {
+		if err := addBWE(ir, m, cfg, counters, o.bwe); err != nil {
+			return nil, err
+		}
 	}
 	var respOpts []nack.ResponderOption
 	var genOpts []nack.GeneratorOption
@@ -143,6 +171,7 @@ func newInterceptors(cfg Config, m *webrtc.MediaEngine, counters *RepairCounters
 		respOpts = append(respOpts, nack.WithResponderLoggerFactory(cfg.LoggerFactory))
 		genOpts = append(genOpts, nack.WithGeneratorLoggerFactory(cfg.LoggerFactory))
 	}
+	genOpts = append(genOpts, cfg.nackGeneratorOptions()...)
 	responder, err := nack.NewResponderInterceptor(respOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("rtc: nack responder: %w", err)
@@ -159,7 +188,7 @@ func newInterceptors(cfg Config, m *webrtc.MediaEngine, counters *RepairCounters
 	if err := webrtc.ConfigureTWCCSender(m, ir); err != nil {
 		return nil, fmt.Errorf("rtc: twcc: %w", err)
 	}
-	if cfg.SendTWCC {
+	if cfg.SendTWCC && cfg.BWE == nil { // addBWE has added it
 		ext, err := twcc.NewHeaderExtensionInterceptor()
 		if err != nil {
 			return nil, fmt.Errorf("rtc: twcc header extension: %w", err)

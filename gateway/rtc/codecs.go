@@ -34,8 +34,11 @@ type Codec struct {
 
 // Kind is audio or video, from the encoding name (0 for a format the gateway does not know).
 func (c Codec) Kind() webrtc.RTPCodecType {
-	if strings.EqualFold(c.Name, "rtx") {
+	switch {
+	case strings.EqualFold(c.Name, "rtx") || isFlexFEC(c.Name):
 		return webrtc.RTPCodecTypeVideo
+	case isRED(c.Name):
+		return webrtc.RTPCodecTypeAudio
 	}
 	if known, ok := codecTable[strings.ToLower(c.Name)]; ok {
 		return known.kind
@@ -124,9 +127,10 @@ type knownCodec struct {
 	fb    []webrtc.RTCPFeedback
 }
 
-// The payload formats the gateway registers. RED (red/48000/2, which Chromium offers) is
-// deliberately absent: pion has no RFC 2198 support, and an unregistered codec is simply left
-// out of the answer. CN and the rest of what browsers offer are declined the same way.
+// The payload formats the gateway registers. RED (red/48000/2, which Chromium offers) and
+// flexfec-03 are not codecs the bridge passes through: they are registered only with
+// Config.RED and Config.FlexFEC (fec.go), and otherwise simply left out of the answer. CN and
+// the rest of what browsers offer are declined the same way.
 var codecTable = map[string]knownCodec{
 	"opus":            {kind: webrtc.RTPCodecTypeAudio, codec: Codec{Name: "opus", ClockRate: 48000, Channels: 2, PayloadType: 111, Fmtp: "minptime=10;useinbandfec=1"}},
 	"g722":            {kind: webrtc.RTPCodecTypeAudio, codec: Codec{Name: "G722", ClockRate: 8000, Channels: 1, PayloadType: 9}},
@@ -175,6 +179,11 @@ type Selection struct {
 	ClientEvents []Pair
 	// Video is empty when the call has no video (not offered, disabled, or nothing common).
 	Video []Pair
+	// RED and FlexFEC are the WebRTC side's red and flexfec-03 formats when Config.RED or
+	// Config.FlexFEC is on and the call can use them (Opus first in Audio; video), the zero
+	// Codec otherwise. PreferCodecs adds them to the transceivers (red ahead of Opus: Chrome
+	// sends RED only then); the bridge never sees them (gateway/rtc decodes and encodes both).
+	RED, FlexFEC Codec
 }
 
 // Pairs returns the audio pairs followed by the events and the client-only events (kind
@@ -334,7 +343,8 @@ func names(list []Codec) string {
 // answer (or offer) lists only what the bridge can pass through and the client sends the
 // preferred format. Call it after SetRemoteDescription (answerer) or after adding the
 // transceivers (offerer). Video transceivers are left alone when the selection has no video:
-// the caller stops them. RTX formats of the selected video codecs are kept.
+// the caller stops them. RTX formats of the selected video codecs are kept, and so are the
+// selection's RED (first) and FlexFEC (last) formats.
 func PreferCodecs(pc *webrtc.PeerConnection, sel *Selection) error {
 	var remote *sdp.SessionDescription
 	if rd := pc.RemoteDescription(); rd != nil {
@@ -352,6 +362,12 @@ func PreferCodecs(pc *webrtc.PeerConnection, sel *Selection) error {
 			continue
 		}
 		var params []webrtc.RTPCodecParameters
+		if kind == webrtc.RTPCodecTypeAudio && len(sel.Audio) > 0 {
+			if red, ok := repairFor(remote, kind, sel.RED, sel.Audio[0].WebRTC.PayloadType); ok {
+				red.RTCPFeedback = feedbackFor(remote, kind, uint8(red.PayloadType))
+				params = append(params, red)
+			}
+		}
 		for _, p := range pairs {
 			c := p.WebRTC.WebRTC()
 			// pion keeps the feedback both this list and the MediaEngine name: give it all
@@ -362,6 +378,11 @@ func PreferCodecs(pc *webrtc.PeerConnection, sel *Selection) error {
 				if rtx, ok := rtxFor(remote, kind, p.WebRTC.PayloadType); ok {
 					params = append(params, rtx)
 				}
+			}
+		}
+		if kind == webrtc.RTPCodecTypeVideo {
+			if ffec, ok := repairFor(remote, kind, sel.FlexFEC, 0); ok {
+				params = append(params, ffec)
 			}
 		}
 		if err := tr.SetCodecPreferences(params); err != nil {

@@ -58,6 +58,28 @@ type Config struct {
 	// NACKBufferSize is how many sent packets per stream the NACK responder keeps (a power of
 	// two; 0 means 1024).
 	NACKBufferSize uint16
+	// NACKInterval is how often the NACK generator reports missing packets (0: pion's 100 ms),
+	// NACKMaxRetries how many times it asks for one packet (0: until it leaves the receive log
+	// of NACKBufferSize packets; pion has no age limit), and NACKSkipLastN how many of the
+	// newest missing packets it waits before asking for (0: none).
+	NACKInterval                  time.Duration
+	NACKMaxRetries, NACKSkipLastN uint16
+	// BWE, when set, adds send-side bandwidth estimation (pion's gcc) with its pacer, and
+	// implies SendTWCC (see BWEConfig).
+	BWE *BWEConfig
+	// RED registers audio/red (RFC 2198 redundant Opus, red/48000/2, what Chrome offers):
+	// when the client negotiates it, the client's RED packets are decoded (primary and the
+	// lost packets they repeat) before the bridge, and the Opus the gateway sends is
+	// RED-framed with REDDistance earlier frames per packet (0: DefaultREDDistance; at most
+	// MaxREDDistance). Needs opus in Codecs. See fec.go.
+	RED         bool
+	REDDistance int
+	// FlexFEC registers video/flexfec-03: the client's FlexFEC stream repairs its lost video
+	// packets before the bridge, and the video the gateway sends is protected by pion's
+	// FlexFEC-03 encoder, FECPackets FEC packets for every FECMediaPackets media packets
+	// (interleaved masks; 0: DefaultFECMediaPackets and DefaultFECPackets). Needs Video.
+	FlexFEC                     bool
+	FECMediaPackets, FECPackets int
 	// LoggerFactory for pion; nil means pion's default.
 	LoggerFactory logging.LoggerFactory
 }
@@ -82,14 +104,21 @@ func (c Config) negotiable() []string {
 }
 
 // Match is the package's Match with c's preference, and no video when c.Video is off.
+// With RED or FlexFEC, the selection also names their formats (addRepairSelection).
 func (c Config) Match(webrtcSide, sipSide []Codec) (*Selection, error) {
-	return Match(webrtcSide, sipSide, c.negotiable())
+	sel, err := Match(webrtcSide, sipSide, c.negotiable())
+	c.addRepairSelection(sel, webrtcSide)
+	return sel, err
 }
 
 // PickCodecs is the package's PickCodecs with c's preference, and no video when c.Video is
-// off.
+// off. With RED or FlexFEC, the selection also names the client's formats of them.
 func (c Config) PickCodecs(offer webrtc.SessionDescription, sipSide []Codec) (*Selection, error) {
-	return PickCodecs(offer, sipSide, c.negotiable())
+	sel, err := PickCodecs(offer, sipSide, c.negotiable())
+	if sel != nil && c.repairOn() {
+		c.addRepairSelection(sel, offeredCodecs(offer))
+	}
+	return sel, err
 }
 
 // validate checks what pion would otherwise reject late or silently.
@@ -111,7 +140,7 @@ func (c Config) validate() error {
 	if c.PublicIP.IsValid() && (c.PublicIP.IsUnspecified() || c.PublicIP.IsMulticast()) {
 		return fmt.Errorf("%w %s", errPublicIP, c.PublicIP)
 	}
-	return nil
+	return c.validateRepair()
 }
 
 // SupportedCodecs lists the formats a PeerConnection built from c registers, in preference

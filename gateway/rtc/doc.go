@@ -7,11 +7,18 @@
 // It also decides what a call can carry: Match and PickCodecs intersect the WebRTC side's
 // formats with the SIP side's in the configured order of preference, and PreferCodecs makes
 // the PeerConnection answer with exactly that selection. RED (RFC 2198), which Chromium
-// offers, is declined by not being registered: pion has no RED support and the media bridge
-// passes payloads through without transcoding, so the answer simply leaves it out.
+// offers, and FlexFEC-03 are declined by not being registered, unless Config.RED or
+// Config.FlexFEC is on: then (fec.go, with gateway/fec) the client's RED is decoded and its
+// lost video packets are rebuilt from its FlexFEC stream before a TrackRemote read returns
+// them (marked: RecoveredBy), the Opus sent is RED-framed and the video sent carries pion's
+// FlexFEC-03, so the media bridge still passes only the negotiated Opus and video through.
+// pion hands no receiver its FlexFEC stream: the gateway reads it from the SRTP session's
+// buffers (SettingEngine.BufferFactory). Set remote descriptions through Peer, which notes
+// the payload types the two need.
 //
 // NewPeer gives each call its own API so that its RepairCounters (NACKs, retransmissions,
-// RTX, PLI/FIR, TWCC feedback, reports: pion's interceptors export none) are per call.
+// RTX, PLI/FIR, TWCC feedback, reports, RED and FlexFEC: pion's interceptors export none) are
+// per call.
 // TrackLocal is a local track that keeps each packet's payload type, which pion's
 // TrackLocalStaticRTP overwrites (it would turn telephone-events into audio).
 package rtc

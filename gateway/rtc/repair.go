@@ -30,6 +30,15 @@ type RepairStats struct {
 	TWCCFeedbackSent uint64
 	// SRsSent and RRsSent count the report interceptors' sender and receiver reports.
 	SRsSent, RRsSent uint64
+	// REDSent are Opus packets sent RED-framed (Config.RED, once the client negotiated red),
+	// REDReceived the client's RED packets decoded, REDRecovered the audio packets rebuilt
+	// from their redundant blocks (lost on the way, and not seen before).
+	REDSent, REDReceived, REDRecovered uint64
+	// FlexFECSent are FlexFEC-03 packets sent (Config.FlexFEC, negotiated), FlexFECReceived
+	// the client's FEC packets taken, FlexFECRecovered the video packets they rebuilt, and
+	// FlexFECUnrecoverable the FEC packets given up with two or more of their protected
+	// packets missing.
+	FlexFECSent, FlexFECReceived, FlexFECRecovered, FlexFECUnrecoverable uint64
 }
 
 // RepairCounters is the live form of RepairStats; one per PeerConnection (see NewPeer).
@@ -38,6 +47,12 @@ type RepairCounters struct {
 	retransmissions, rtxSent, rtxReceived                atomic.Uint64
 	plisSent, firsSent, plisReceived, firsReceived       atomic.Uint64
 	twccSent, srsSent, rrsSent                           atomic.Uint64
+
+	redSent, redReceived, redRecovered                                   atomic.Uint64
+	flexfecSent, flexfecReceived, flexfecRecovered, flexfecUnrecoverable atomic.Uint64
+	// repair is the RED/FlexFEC state of the API these counters belong to (fec.go), nil
+	// without Config.RED and Config.FlexFEC.
+	repair *repairPeer
 }
 
 // Snapshot returns the current counts.
@@ -52,6 +67,9 @@ func (c *RepairCounters) Snapshot() RepairStats {
 		PLIsSent: c.plisSent.Load(), FIRsSent: c.firsSent.Load(),
 		PLIsReceived: c.plisReceived.Load(), FIRsReceived: c.firsReceived.Load(),
 		TWCCFeedbackSent: c.twccSent.Load(), SRsSent: c.srsSent.Load(), RRsSent: c.rrsSent.Load(),
+		REDSent: c.redSent.Load(), REDReceived: c.redReceived.Load(), REDRecovered: c.redRecovered.Load(),
+		FlexFECSent: c.flexfecSent.Load(), FlexFECReceived: c.flexfecReceived.Load(),
+		FlexFECRecovered: c.flexfecRecovered.Load(), FlexFECUnrecoverable: c.flexfecUnrecoverable.Load(),
 	}
 }
 
@@ -131,7 +149,8 @@ func (r *repairCounter) BindRTCPReader(reader interceptor.RTCPReader) intercepto
 }
 
 // BindLocalStream tells retransmissions from first transmissions: an RTX packet, or a packet
-// whose sequence number is not newer than the highest one already sent on the stream.
+// whose sequence number is not newer than the highest one already sent on the stream. It
+// also counts the FlexFEC packets pion's encoder adds.
 func (r *repairCounter) BindLocalStream(info *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
 	var highest atomic.Uint32 // seq | 1<<16 once a packet has been sent
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, attr interceptor.Attributes) (int, error) {
@@ -139,6 +158,8 @@ func (r *repairCounter) BindLocalStream(info *interceptor.StreamInfo, writer int
 		case info.SSRCRetransmission != 0 && h.SSRC == info.SSRCRetransmission:
 			r.c.retransmissions.Add(1)
 			r.c.rtxSent.Add(1)
+		case info.SSRCForwardErrorCorrection != 0 && h.SSRC == info.SSRCForwardErrorCorrection:
+			r.c.flexfecSent.Add(1)
 		case h.SSRC == info.SSRC:
 			last := highest.Load()
 			if last != 0 && int16(h.SequenceNumber-uint16(last)) <= 0 {

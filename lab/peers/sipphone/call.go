@@ -60,6 +60,12 @@ func (c *Call) Done() <-chan struct{} { return c.done }
 // Media is the call's RTP session.
 func (c *Call) Media() *Media { return c.media }
 
+// Packets returns the call's per-packet logs: what the phone sent (audio and video) and the
+// audio it received (Media.Sent and Media.Received).
+func (c *Call) Packets() (sent []SentRecord, received []PacketRecord) {
+	return c.media.Sent(), c.media.Received()
+}
+
 // LocalSDP is the session description the phone sent last (offer or answer).
 func (c *Call) LocalSDP() []byte { return c.d.LocalSDP() }
 

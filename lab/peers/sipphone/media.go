@@ -24,6 +24,21 @@ const (
 	toneAmplitude = 0.25 * math.MaxInt16
 )
 
+// Repair kinds of PacketRecord.Repaired.
+const (
+	RepairNone = ""
+	// RepairNACK is a retransmission on the stream's own SSRC. The phone sends no NACK, so it
+	// cannot tell a retransmission (done upstream: the gateway forwarding what a WebRTC client
+	// resent to it) from reordering: a packet arriving after a higher sequence number counts as
+	// one. The lab's links do not reorder unless told to (netem DelayModel.Reorder).
+	RepairNACK = "nack"
+	// RepairRTX, RepairFEC and RepairRED complete the set the WebRTC client uses; the phone
+	// negotiates neither RTX nor FEC nor RED, so it never sees them.
+	RepairRTX = "rtx"
+	RepairFEC = "fec"
+	RepairRED = "red"
+)
+
 // PacketRecord is one received RTP packet as the phone saw it.
 type PacketRecord struct {
 	Arrival     time.Time
@@ -34,6 +49,25 @@ type PacketRecord struct {
 	Marker      bool
 	Size        int // whole RTP packet, bytes
 	PayloadSize int
+	// Repaired is RepairNACK for a packet that arrived after a higher sequence number (see
+	// RepairNACK), "" otherwise.
+	Repaired string
+}
+
+// SentRecord is one RTP packet the phone sent, audio or video.
+type SentRecord struct {
+	At          time.Time
+	Kind        string // "audio" or "video"
+	Seq         uint16
+	Timestamp   uint32
+	SSRC        uint32
+	PayloadType uint8
+	Marker      bool
+	Size        int // whole RTP packet, bytes
+	PayloadSize int
+	// Retransmission marks a packet sent again; the phone answers no NACK, so it is always
+	// false (the field keeps the log comparable with the WebRTC client's).
+	Retransmission bool
 }
 
 // MediaStats are the counters of one call's RTP session.
@@ -69,8 +103,9 @@ type MediaStats struct {
 	PeerReports uint64
 }
 
-// Media is the RTP session of a call: it sends a G.711 sine tone in 20 ms frames to the peer and
-// records every packet it receives. RTP is symmetric: it goes out of the socket it is received on.
+// Media is the RTP session of a call: it sends a G.711 sine tone (or, with Opus negotiated, silent
+// Opus: there is no Opus encoder in the module) in 20 ms frames to the peer and records every
+// packet it sends and receives. RTP is symmetric: it goes out of the socket it is received on.
 // RTCP runs on the next port: a sender or receiver report with SDES every 5 s, and the peer's
 // reports are read.
 type Media struct {
@@ -100,6 +135,7 @@ type Media struct {
 	talkspurt  bool   // next packet starts a talkspurt: marker bit
 	stats      MediaStats
 	records    []PacketRecord
+	sent       []SentRecord
 	sources    map[uint32]*sourceState
 	lastSource *sourceState
 	wg         sync.WaitGroup
@@ -293,6 +329,23 @@ func (m *Media) Received() []PacketRecord {
 	return append([]PacketRecord(nil), m.records...)
 }
 
+// Sent returns the per-packet log of what the phone sent, audio and video, in sending order (at
+// most PacketLogLimit entries).
+func (m *Media) Sent() []SentRecord {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]SentRecord(nil), m.sent...)
+}
+
+// logSent adds a packet to the sent log.
+func (m *Media) logSent(r SentRecord) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.sent) < m.logCap {
+		m.sent = append(m.sent, r)
+	}
+}
+
 // close stops sending and receiving and waits for both goroutines.
 func (m *Media) close() {
 	m.mu.Lock()
@@ -324,8 +377,8 @@ func (m *Media) send(stop chan struct{}) {
 	defer m.wg.Done()
 	ticker := time.NewTicker(frameDuration)
 	defer ticker.Stop()
-	pkt := &rtp.Packet{Payload: make([]byte, frameSamples)}
-	buf := make([]byte, 12+frameSamples)
+	pkt := &rtp.Packet{}
+	buf := make([]byte, 1500)
 	m.sendFrame(pkt, buf)
 	for {
 		select {
@@ -341,10 +394,11 @@ func (m *Media) send(stop chan struct{}) {
 func (m *Media) sendFrame(pkt *rtp.Packet, buf []byte) {
 	m.mu.Lock()
 	remote, c := m.remote, m.codec
+	spf := c.samplesPerFrame()
 	if !remote.IsValid() || remote.Addr().IsUnspecified() || remote.Port() == 0 {
 		// On hold (c=0.0.0.0): the clock runs, nothing is sent.
-		m.ts += frameSamples
-		m.sample += frameSamples
+		m.ts += spf
+		m.sample += uint64(spf)
 		m.mu.Unlock()
 		return
 	}
@@ -356,19 +410,24 @@ func (m *Media) sendFrame(pkt *rtp.Packet, buf []byte) {
 		Timestamp:      m.ts,
 		SSRC:           m.ssrc,
 	}
-	for i := range frameSamples {
-		t := float64(m.sample+uint64(i)) / float64(c.rate)
-		s := int16(toneAmplitude * math.Sin(2*math.Pi*m.toneHz*t))
-		if c.name == "PCMA" {
-			pkt.Payload[i] = g711.EncodeALaw(s)
-		} else {
-			pkt.Payload[i] = g711.EncodeULaw(s)
+	if c.name == "opus" {
+		pkt.Payload = opusFrame(opusFrameBytes)
+	} else {
+		pkt.Payload = pkt.Payload[:0]
+		for i := range spf {
+			t := float64(m.sample+uint64(i)) / float64(c.rate)
+			s := int16(toneAmplitude * math.Sin(2*math.Pi*m.toneHz*t))
+			if c.name == "PCMA" {
+				pkt.Payload = append(pkt.Payload, g711.EncodeALaw(s))
+			} else {
+				pkt.Payload = append(pkt.Payload, g711.EncodeULaw(s))
+			}
 		}
 	}
 	m.talkspurt = false
 	m.seq++
-	m.ts += frameSamples
-	m.sample += frameSamples
+	m.ts += spf
+	m.sample += uint64(spf)
 	m.mu.Unlock()
 
 	n, err := pkt.MarshalTo(buf)
@@ -386,6 +445,10 @@ func (m *Media) sendFrame(pkt *rtp.Packet, buf []byte) {
 	m.stats.PacketsSent++
 	m.stats.BytesSent += uint64(len(pkt.Payload))
 	m.mu.Unlock()
+	m.logSent(SentRecord{
+		At: time.Now(), Kind: "audio", Seq: pkt.SequenceNumber, Timestamp: pkt.Timestamp, SSRC: pkt.SSRC,
+		PayloadType: pkt.PayloadType, Marker: pkt.Marker, Size: n, PayloadSize: len(pkt.Payload),
+	})
 }
 
 func (m *Media) receive() {
@@ -418,25 +481,35 @@ func (m *Media) record(now time.Time, pkt *rtp.Packet, size int) {
 		s.FirstReceived = now
 	}
 	s.LastReceived = now
-	if len(m.records) < m.logCap {
-		m.records = append(m.records, PacketRecord{
-			Arrival: now, Seq: pkt.SequenceNumber, Timestamp: pkt.Timestamp, SSRC: pkt.SSRC,
-			PayloadType: pkt.PayloadType, Marker: pkt.Marker, Size: size, PayloadSize: len(pkt.Payload),
-		})
-	}
 
 	src := m.sources[pkt.SSRC]
 	if src == nil {
+		rate := 8000.0
+		if m.hasCodec {
+			rate = float64(m.codec.rate)
+		}
 		src = &sourceState{
 			ssrc: pkt.SSRC, base: int64(pkt.SequenceNumber), max: int64(pkt.SequenceNumber),
-			seen: make(map[int64]struct{}), clockRate: 8000, firstArrival: now,
+			seen: make(map[int64]struct{}), clockRate: rate, firstArrival: now,
 		}
 		m.sources[pkt.SSRC] = src
 	}
 	m.lastSource = src
 	// Extend the 16-bit sequence number to the value nearest the highest one seen.
 	ext := src.max + int64(int16(pkt.SequenceNumber-uint16(src.max)))
-	if _, dup := src.seen[ext]; dup {
+	_, dup := src.seen[ext]
+	repaired := RepairNone
+	if !dup && ext < src.max {
+		repaired = RepairNACK
+	}
+	if len(m.records) < m.logCap {
+		m.records = append(m.records, PacketRecord{
+			Arrival: now, Seq: pkt.SequenceNumber, Timestamp: pkt.Timestamp, SSRC: pkt.SSRC,
+			PayloadType: pkt.PayloadType, Marker: pkt.Marker, Size: size, PayloadSize: len(pkt.Payload),
+			Repaired: repaired,
+		})
+	}
+	if dup {
 		s.Duplicates++
 		return
 	}

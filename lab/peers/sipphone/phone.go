@@ -1,10 +1,12 @@
 // Package sipphone is the lab's SIP phone: a real user agent that registers with digest
 // authentication, places and answers calls with SDP offer/answer, supports reliable provisional
 // responses (RFC 3262, both sides), follows re-INVITEs (hold and resume), and sends and records
-// real G.711 RTP, and with the Video option a synthetic VP8 stream on a second m-line.
+// real G.711 RTP (or silent Opus), and with the Video option a synthetic VP8 stream on a second
+// m-line.
 //
 // Its SIP side is the gateway's own dialog layer, gateway/sipua: the phone adds what a phone
-// does with it (G.711 offers and answers, the RTP/RTCP session of each call, auto-answer).
+// does with it (G.711 and Opus offers and answers, the RTP/RTCP session of each call,
+// auto-answer).
 //
 // Every socket, SIP and RTP alike, is opened through the injected transport.Net, so the same phone
 // runs on the host's network (stdnet) and on a pion vnet host, inside testing/synctest too. SIP
@@ -43,7 +45,7 @@ type Config struct {
 	Registrar              netip.AddrPort // PBX address (SIP over UDP); outbound proxy for calls by user name
 	DisplayName            string
 
-	Codecs                 []string // preference order; default {"PCMU", "PCMA"}
+	Codecs                 []string // preference order among PCMU, PCMA and opus; default {"PCMU", "PCMA"}
 	RTPPortMin, RTPPortMax int      // default 20000-29999, even ports are used for RTP
 
 	// Support100rel advertises "Supported: 100rel" on INVITEs and lets incoming calls ring
@@ -76,7 +78,7 @@ func AutoAnswer(delay time.Duration) Option { return func(o *options) { o.autoAn
 // ToneFrequency sets the frequency of the sine the phone sends as audio (default 440 Hz).
 func ToneFrequency(hz float64) Option { return func(o *options) { o.toneHz = hz } }
 
-// PacketLogLimit caps the per-packet receive log of each call (default 100000 packets).
+// PacketLogLimit caps each per-packet log of a call, received and sent (default 100000 packets).
 func PacketLogLimit(n int) Option { return func(o *options) { o.packetLogLimit = n } }
 
 // ManualMedia stops calls from starting their tone on answer: call Media().Start() yourself.
@@ -129,7 +131,7 @@ func New(cfg Config, opts ...Option) (*Phone, error) {
 	for _, name := range cfg.Codecs {
 		c, ok := codecByName(name)
 		if !ok {
-			return nil, fmt.Errorf("%w: unsupported codec %q (PCMU and PCMA are)", ErrInvalidConfig, name)
+			return nil, fmt.Errorf("%w: unsupported codec %q (PCMU, PCMA and opus are)", ErrInvalidConfig, name)
 		}
 		codecs = append(codecs, c)
 	}

@@ -315,7 +315,7 @@ func TestNewValidatesConfig(t *testing.T) {
 	for name, cfg := range map[string]Config{
 		"no net":      {LocalIP: ip},
 		"no ip":       {Net: nw},
-		"bad codec":   {Net: nw, LocalIP: ip, Codecs: []string{"opus"}},
+		"bad codec":   {Net: nw, LocalIP: ip, Codecs: []string{"G729"}},
 		"bad rtp":     {Net: nw, LocalIP: ip, RTPPortMin: 30000, RTPPortMax: 20000},
 		"bad sipport": {Net: nw, LocalIP: ip, SIPPort: 70000},
 	} {

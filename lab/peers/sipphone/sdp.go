@@ -5,18 +5,32 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pion/sdp/v3"
 )
 
-// codec is an audio codec the phone can send: G.711 only, so both are static payload types.
+// codec is an audio codec the phone can send: G.711 (static payload types) and Opus (dynamic:
+// 111 when the phone offers, the offer's payload type when it answers).
 type codec struct {
-	name string
-	pt   uint8
-	rate uint32
+	name     string
+	pt       uint8
+	rate     uint32
+	channels int // in the rtpmap when above 1 (opus/48000/2, RFC 7587)
 }
 
-var codecs = []codec{{"PCMU", 0, 8000}, {"PCMA", 8, 8000}}
+var codecs = []codec{{"PCMU", 0, 8000, 1}, {"PCMA", 8, 8000, 1}, {"opus", 111, 48000, 2}}
+
+// rtpmap is the codec's a=rtpmap value.
+func (c codec) rtpmap() string {
+	if c.channels > 1 {
+		return fmt.Sprintf("%d %s/%d/%d", c.pt, c.name, c.rate, c.channels)
+	}
+	return fmt.Sprintf("%d %s/%d", c.pt, c.name, c.rate)
+}
+
+// samplesPerFrame is one 20 ms frame at the codec's clock.
+func (c codec) samplesPerFrame() uint32 { return c.rate / uint32(time.Second/frameDuration) }
 
 func codecByName(name string) (codec, bool) {
 	for _, c := range codecs {
@@ -63,7 +77,7 @@ func sessionDescription(ip netip.Addr, port int, sessionID, version uint64, cs [
 	for _, c := range cs {
 		pt := strconv.Itoa(int(c.pt))
 		md.MediaName.Formats = append(md.MediaName.Formats, pt)
-		md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap", fmt.Sprintf("%s %s/%d", pt, c.name, c.rate)))
+		md.Attributes = append(md.Attributes, sdp.NewAttribute("rtpmap", c.rtpmap()))
 	}
 	md.Attributes = append(md.Attributes, sdp.NewAttribute("ptime", "20"), sdp.NewPropertyAttribute(direction))
 	sd := &sdp.SessionDescription{

@@ -242,6 +242,10 @@ func (v *videoStream) sendFrame(frame []byte, key bool, buf []byte) {
 		v.mu.Lock()
 		v.stats.PacketsSent++
 		v.mu.Unlock()
+		v.m.logSent(SentRecord{
+			At: time.Now(), Kind: "video", Seq: pkt.SequenceNumber, Timestamp: pkt.Timestamp, SSRC: pkt.SSRC,
+			PayloadType: pkt.PayloadType, Marker: pkt.Marker, Size: n, PayloadSize: len(payload),
+		})
 	}
 	v.mu.Lock()
 	v.stats.FramesSent++

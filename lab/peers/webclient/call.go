@@ -42,6 +42,8 @@ type Stats struct {
 	// Repair counts the PeerConnection's NACK, retransmission and feedback traffic
 	// (gateway/rtc's counting interceptor): NACKsSent are the client's NACKs for what it lost.
 	Repair rtc.RepairStats
+	// BWE is the bandwidth estimator's state (WithBWE; zero without it).
+	BWE rtc.BWEStats
 }
 
 // CallOption sets fields of an invite.
@@ -71,6 +73,7 @@ type Call struct {
 	states      []StateEvent
 	changed     chan struct{}
 	pc          *rtc.Peer
+	tap         *tap
 	m           *media
 	canTrickle  bool
 	localCands  []json.RawMessage
@@ -114,7 +117,7 @@ func (cl *Client) Call(ctx context.Context, callee string, opts ...CallOption) (
 	if err != nil {
 		return fail(err)
 	}
-	if err := c.attachMedia(pc, false); err != nil {
+	if err := c.attachMedia(pc.PeerConnection, false); err != nil {
 		return fail(err)
 	}
 	offer, err := pc.CreateOffer(nil)
@@ -284,6 +287,9 @@ func (c *Call) Stats() Stats {
 	}
 	if pc != nil {
 		s.Repair = pc.Repair.Snapshot()
+		if pc.BWE != nil {
+			s.BWE = pc.BWE.Stats()
+		}
 	}
 	return s
 }
@@ -484,9 +490,10 @@ func (c *Call) recordState(m inMsg) {
 }
 
 // newPeer builds the call's PeerConnection (gateway/rtc) and wires its callbacks to the call's
-// goroutine.
-func (c *Call) newPeer() (*webrtc.PeerConnection, error) {
-	p, err := rtc.NewPeer(c.cl.rtcCfg, webrtc.Configuration{})
+// goroutine. Remote descriptions go through the rtc.Peer (RED and FlexFEC read them).
+func (c *Call) newPeer() (*rtc.Peer, error) {
+	tp := newTap(c.cl.media.logLimit)
+	p, err := rtc.NewPeer(c.cl.rtcCfg, webrtc.Configuration{}, rtc.WithInterceptor(tp))
 	if err != nil {
 		return nil, fmt.Errorf("webclient: peer: %w", err)
 	}
@@ -502,14 +509,16 @@ func (c *Call) newPeer() (*webrtc.PeerConnection, error) {
 		_ = p.Close()
 		return nil, ErrCallEnded
 	}
-	c.pc = p
+	c.pc, c.tap = p, tp
 	c.mu.Unlock()
-	return p.PeerConnection, nil
+	return p, nil
 }
 
 func (c *Call) attachMedia(pc *webrtc.PeerConnection, answering bool) error {
-	cfg := c.cl.media
-	m, err := newMedia(pc, cfg, answering)
+	c.mu.Lock()
+	tp, peer := c.tap, c.pc
+	c.mu.Unlock()
+	m, err := newMedia(pc, c.cl.media, answering, tp, peer.BWE)
 	if err != nil {
 		return fmt.Errorf("webclient: media: %w", err)
 	}

@@ -66,6 +66,9 @@ type options struct {
 	logLimit      int
 	seed          uint64
 	rtcTweaks     []func(*rtc.Config)
+	bwe           *rtc.BWEConfig
+	red           *int    // RED distance (WithRED)
+	flexFEC       *[2]int // media and FEC packets (WithFlexFEC)
 }
 
 func defaultOptions() options {
@@ -114,6 +117,37 @@ func WithPacketLog(limit int) Option { return func(o *options) { o.logLimit = li
 // WithSeed seeds the media sources' random choices (initial sequence numbers and timestamps,
 // video frame sizes); default 1.
 func WithSeed(seed uint64) Option { return func(o *options) { o.seed = seed } }
+
+// WithBWE turns on send-side bandwidth estimation (pion's gcc, see rtc.BWEConfig) for every call:
+// the client's packets go through the estimator's pacer, the synthetic video's bitrate follows
+// the target (what the audio leaves of it, from MinVideoBitrate up to the WithVideo bitrate,
+// which becomes the encoder's maximum), and the call records the estimate every 100 ms
+// (Call.BWESamples). Call.BWE is the estimator.
+func WithBWE(cfg rtc.BWEConfig) Option {
+	return func(o *options) { o.bwe = &cfg }
+}
+
+// WithRED sends Opus RFC 2198 RED-framed, each packet repeating the distance previous frames
+// (0: gateway/rtc's default, 1; at most rtc.MaxREDDistance), when the other side accepts
+// red/48000/2, as Chrome does; RED received is decoded, the frames it recovers logged as
+// Repaired "red". It needs opus among Config.Codecs.
+func WithRED(distance int) Option {
+	return func(o *options) { o.red = &distance }
+}
+
+// WithFlexFEC protects the client's video with FlexFEC-03 (pion's encoder: numFEC FEC packets
+// for every numMedia media packets; 0: gateway/rtc's defaults, 2 for 5) when the other side
+// accepts flexfec-03, and recovers the video it receives from the FlexFEC the other side sends
+// (logged as Repaired "fec"). With WithBWE the video bitrate leaves room for the FEC packets.
+func WithFlexFEC(numMedia, numFEC int) Option {
+	return func(o *options) { o.flexFEC = &[2]int{numMedia, numFEC} }
+}
+
+// WithNACK tunes the client's NACK generator: how often it reports missing packets (0: pion's
+// 100 ms) and how many times it asks for one packet (0: as long as it is in the receive log).
+func WithNACK(interval time.Duration, maxRetries uint16) Option {
+	return WithRTC(func(c *rtc.Config) { c.NACKInterval, c.NACKMaxRetries = interval, maxRetries })
+}
 
 // WithRTC adjusts the gateway/rtc configuration each call's PeerConnection is built from (ICE
 // timeouts, NACK buffer, ...), after the client has filled it in.
@@ -252,6 +286,16 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		rc.IPFilter = func(a netip.Addr) bool { return a == ip }
 		rc.IncludeLoopback = ip.IsLoopback()
 	}
+	if o.bwe != nil {
+		bc := *o.bwe
+		rc.BWE = &bc
+	}
+	if o.red != nil {
+		rc.RED, rc.REDDistance = true, *o.red
+	}
+	if o.flexFEC != nil {
+		rc.FlexFEC, rc.FECMediaPackets, rc.FECPackets = true, o.flexFEC[0], o.flexFEC[1]
+	}
 	for _, f := range o.rtcTweaks {
 		f(&rc)
 	}
@@ -261,6 +305,21 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 	mc := mediaConfig{
 		toneHz: o.toneHz, videoBitrate: o.videoBitrate, videoFPS: o.videoFPS, keyFrameEvery: o.keyFrameEvery,
 		opusBytes: max(o.opusBitrate/8/50, 3), logLimit: o.logLimit, seed: o.seed, log: log,
+		bwe: rc.BWE != nil,
+	}
+	if rc.FlexFEC {
+		// The share of the video's packets that are media, for the bitrate under BWE.
+		n, k := rc.FECMediaPackets, rc.FECPackets
+		if n == 0 {
+			n = rtc.DefaultFECMediaPackets
+		}
+		if k == 0 {
+			k = rtc.DefaultFECPackets
+		}
+		mc.mediaShare = float64(n) / float64(n+k)
+	}
+	if rc.RED {
+		mc.redDistance = max(rc.REDDistance, rtc.DefaultREDDistance)
 	}
 	for _, c := range rc.SupportedCodecs() {
 		switch {

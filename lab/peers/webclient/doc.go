@@ -25,7 +25,18 @@
 // messages (Call.SendDTMFMessage); digits received either way are logged (Call.DTMF). Video,
 // when enabled, is a synthetic VP8 stream whose frame sizes follow a target bitrate, with key
 // frames at the start, periodically and on PLI/FIR; a gateway passes VP8 through, so frames
-// are counted, not decoded. Every RTP packet sent and received is logged (Call.Packets).
+// are counted, not decoded. Every RTP packet sent and received is logged (Call.Packets): sent
+// packets as they leave the client (after the pacer: retransmissions, RTX and FEC included),
+// received ones as the track delivers them, each marked with how it was repaired
+// (PacketRecord.Repaired: "nack" for a late packet the client had NACKed, "rtx" for one pion
+// unwrapped from the RTX stream, "fec" and "red" for recoveries).
+//
+// Bandwidth estimation (WithBWE): pion's send-side GCC (gateway/rtc's BWEConfig) estimates the
+// uplink from the TWCC feedback the other side returns; the client's packets go through its
+// pacer, the synthetic video's bitrate follows the target (what audio leaves of it, between
+// MinVideoBitrate and the WithVideo bitrate), and the call samples the estimator every 100 ms
+// (Call.BWESamples: target, sending rate, loss, delay state). WithNACK tunes the NACK
+// generator.
 //
 // Every socket goes through injected seams: the WebSocket through Config.Dial (the lab passes
 // its stream link's DialContext, loopback a net.Dialer), ICE through Config.Net (a lab host's

@@ -85,6 +85,7 @@ type sideCall struct {
 	li      *signaling.LocalInvitation
 	ri      *signaling.RemoteInvitation
 	pc      *rtc.Peer
+	tap     *tap
 	m       *media
 	endOnce sync.Once
 	ended   chan struct{}
@@ -186,11 +187,12 @@ func (s *sipSide) waitCall(ctx context.Context, id string) (*sideCall, error) {
 
 // newCall builds the side's peer for a call with the client's user.
 func (s *sipSide) newCall(user string) (*sideCall, error) {
-	p, err := rtc.NewPeer(s.rtcCfg, webrtc.Configuration{})
+	tp := newTap(s.media.logLimit)
+	p, err := rtc.NewPeer(s.rtcCfg, webrtc.Configuration{}, rtc.WithInterceptor(tp))
 	if err != nil {
 		return nil, err
 	}
-	sc := &sideCall{side: s, user: user, pc: p, ended: make(chan struct{})}
+	sc := &sideCall{side: s, user: user, pc: p, tap: tp, ended: make(chan struct{})}
 	p.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
 		if st == webrtc.PeerConnectionStateConnected {
 			sc.mu.Lock()
@@ -324,7 +326,7 @@ func (s *sipSide) Invite(_ context.Context, sess *signaling.Session, li *signali
 	if err := sc.pc.SetRemoteDescription(webrtcDescription(*li.Offer())); err != nil {
 		return fail(err)
 	}
-	m, err := newMedia(sc.pc.PeerConnection, s.media, true)
+	m, err := newMedia(sc.pc.PeerConnection, s.media, true, sc.tap, nil)
 	if err != nil {
 		return fail(err)
 	}
@@ -375,7 +377,7 @@ func (s *sipSide) invite(caller, callee string, video bool) (*sideCall, error) {
 	if !video {
 		mc.video = nil
 	}
-	m, err := newMedia(sc.pc.PeerConnection, mc, false)
+	m, err := newMedia(sc.pc.PeerConnection, mc, false, sc.tap, nil)
 	if err != nil {
 		sc.end()
 		return nil, err

@@ -86,7 +86,7 @@ func (c *Call) accept(ctx context.Context, response string) error {
 		if err := pc.SetRemoteDescription(webrtcDescription(*offer)); err != nil {
 			return fmt.Errorf("webclient: gateway offer: %w", err)
 		}
-		if err := c.attachMedia(pc, true); err != nil {
+		if err := c.attachMedia(pc.PeerConnection, true); err != nil {
 			return err
 		}
 		answer, err := pc.CreateAnswer(nil)
@@ -101,7 +101,7 @@ func (c *Call) accept(ctx context.Context, response string) error {
 	} else {
 		// No offer came: offer from here before accepting, so the gateway has it when it
 		// answers the SIP side; its answer comes as an sdp event.
-		if err := c.attachMedia(pc, false); err != nil {
+		if err := c.attachMedia(pc.PeerConnection, false); err != nil {
 			return err
 		}
 		o, err := pc.CreateOffer(nil)

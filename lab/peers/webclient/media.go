@@ -34,18 +34,27 @@ const (
 	dtmfGapFrames = 3
 )
 
-// PacketRecord is one RTP packet the client sent or received (media packets as they cross the
-// track: before SRTP when sending, after SRTP and the NACK/RTX machinery when receiving, so a
-// repaired packet shows once, at its repair time).
+// PacketRecord is one RTP packet the client sent or received. Sent packets are logged as they
+// leave (after the pacer, before SRTP: retransmissions, RTX and FEC packets included); received
+// ones as the track delivers them (after SRTP and the NACK/RTX machinery, so a repaired packet
+// shows once, at its repair time).
 type PacketRecord struct {
 	At          time.Time // send or arrival time
 	Kind        string    // "audio" or "video"
 	SSRC        uint32
-	Seq         uint16
+	Seq         uint16 // an RTX packet sent: the original sequence number it carries
 	Timestamp   uint32
 	PayloadType uint8
 	Marker      bool
-	Size        int // RTP header and payload, bytes
+	Size        int // RTP header (extensions included) and payload, bytes
+	// Repaired says how a received packet got here when not as sent the first time:
+	// RepairNACK (a retransmission on its own SSRC that the client had NACKed; without the
+	// NACK it would be reordering), RepairRTX (unwrapped from the RTX stream), RepairFEC or
+	// RepairRED (recovered); "" otherwise. A sent packet: RepairNACK or RepairRTX for a
+	// retransmission, RepairFEC for a FlexFEC packet.
+	Repaired string
+	// Retransmission marks a sent packet that is a retransmission (Repaired nack or rtx).
+	Retransmission bool
 }
 
 // MediaStats are one kind's counters (audio or video) of a call.
@@ -64,10 +73,17 @@ type MediaStats struct {
 	// Lost are sequence numbers skipped and never received (after NACK repair); loss at the
 	// very end of a stream is not seen.
 	Lost          uint64
-	Reordered     uint64 // packets that arrived after a higher sequence number
+	Reordered     uint64 // packets that arrived after a higher sequence number (repairs included)
 	Invalid       uint64 // packets pion could not hand over (unknown payload type, ...)
 	FirstReceived time.Time
 	LastReceived  time.Time
+
+	// Retransmitted are the packets the client sent again (NACK responder, on the SSRC or on
+	// RTX), FECSent its FlexFEC packets (counted with video).
+	Retransmitted, FECSent uint64
+	// NACKRepaired, RTXRepaired, FECRecovered and REDRecovered count the received packets by
+	// how they were repaired (PacketRecord.Repaired), duplicates aside.
+	NACKRepaired, RTXRepaired, FECRecovered, REDRecovered uint64
 }
 
 // VideoStats are the video counters of a call.
@@ -90,6 +106,14 @@ type mediaConfig struct {
 	logLimit      int
 	seed          uint64
 	log           *slog.Logger
+	// bwe makes the video bitrate follow the bandwidth estimate (WithBWE), with
+	// bweInterval between two BWESamples.
+	bwe         bool
+	bweInterval time.Duration
+	// mediaShare is the share of the video packets that are media when FlexFEC protects them
+	// (0: no FEC); redDistance how many earlier frames RED repeats (0: no RED).
+	mediaShare  float64
+	redDistance int
 }
 
 // media is a call's RTP: an audio source (a tone, or silent Opus), an optional synthetic video
@@ -101,7 +125,11 @@ type media struct {
 
 	audioTrack, videoTrack   *rtc.TrackLocal
 	audioSender, videoSender *webrtc.RTPSender
-	keyFrame                 atomic.Bool // PLI or FIR received: the next frame is a key frame
+	keyFrame                 atomic.Bool  // PLI or FIR received: the next frame is a key frame
+	tap                      *tap         // the sent log and the NACKs sent
+	bwe                      *rtc.BWE     // nil without WithBWE
+	audioRate                atomic.Int64 // the audio's nominal wire rate, bit/s, once bound
+	videoRate                atomic.Int64 // the video encoder's current target, bit/s
 
 	mu        sync.Mutex
 	started   bool
@@ -112,8 +140,8 @@ type media struct {
 	dtmfSent  int
 	audio     MediaStats
 	video     VideoStats
-	sent      []PacketRecord
 	received  []PacketRecord
+	samples   []BWESample
 	dtmf      []DTMFEvent
 	streams   map[uint32]*streamCounter
 	frames    []decodedFrame // the last toneWindow decoded audio frames
@@ -148,11 +176,18 @@ type dtmfRequest struct {
 // the answerer (after SetRemoteDescription), on the transceivers the offer created, and video
 // only if the offer has video. The audio source sends the first format of its preference the
 // negotiation kept; an answerer takes the offer's order as its preference.
-func newMedia(pc *webrtc.PeerConnection, cfg mediaConfig, answering bool) (*media, error) {
+//
+// tp is the tap registered in pc's interceptors (rtc.WithInterceptor); bwe, when not nil,
+// drives the video bitrate (only with cfg.bwe).
+func newMedia(pc *webrtc.PeerConnection, cfg mediaConfig, answering bool, tp *tap, bwe *rtc.BWE) (*media, error) {
 	m := &media{
-		cfg: cfg, log: cfg.log, stopCh: make(chan struct{}),
+		cfg: cfg, log: cfg.log, stopCh: make(chan struct{}), tap: tp,
 		streams: map[uint32]*streamCounter{}, events: map[uint32]*eventState{}, lastFrame: map[uint32]uint32{},
 	}
+	if cfg.bwe {
+		m.bwe = bwe
+	}
+	m.videoRate.Store(int64(cfg.videoBitrate))
 	m.keyFrame.Store(true)
 	prefer := cfg.audio
 	if answering {
@@ -258,6 +293,10 @@ func (m *media) start() {
 		m.wg.Add(1)
 		go m.sendVideo()
 	}
+	if m.bwe != nil {
+		m.wg.Add(1)
+		go m.sampleBWE()
+	}
 }
 
 // halt stops the sources; the receivers and RTCP readers end when the PeerConnection closes.
@@ -286,6 +325,19 @@ func (m *media) isStopped() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.stopped
+}
+
+// readReceiverRTCP reads what arrives for one receiver (the peer's sender reports): pion's
+// report interceptor only sees what is read, and without the peer's SR our receiver reports
+// carry no LSR/DLSR, so the peer's NACK responder never learns the round trip and answers every
+// repeated NACK (the ARQ suite saw 2.5 retransmissions per loss at 200 ms RTT).
+func (m *media) readReceiverRTCP(r *webrtc.RTPReceiver) {
+	defer m.wg.Done()
+	for {
+		if _, _, err := r.ReadRTCP(); err != nil {
+			return
+		}
+	}
 }
 
 // readRTCP reads the RTCP of one sender: pion's interceptors (the NACK responder, the reports)
@@ -368,6 +420,16 @@ func (m *media) audioTick(st *audioState) {
 		st.codec, st.bound = c, true
 		st.spf = c.ClockRate / uint32(time.Second/audioFrame)
 		st.pcm = make([]int16, st.spf)
+		// RTP header with its extensions (about 20 bytes) and the payload, 50 times a second.
+		payload := int(st.spf) * 8000 / int(c.ClockRate) // G.711: a byte a sample at 8 kHz
+		if strings.EqualFold(c.Name, "opus") {
+			// RED: a 1-byte header for the primary and a 4-byte one for each repeated frame.
+			payload = m.cfg.opusBytes
+			if d := m.cfg.redDistance; d > 0 {
+				payload = (1+d)*m.cfg.opusBytes + 1 + 4*d
+			}
+		}
+		m.audioRate.Store(int64((20 + payload) * 8 * int(time.Second/audioFrame)))
 		m.mu.Lock()
 		m.audio.SendCodec = c.Name
 		m.mu.Unlock()
@@ -502,7 +564,8 @@ func (m *media) sendDTMF(ctx context.Context, digits string, d time.Duration) er
 	return nil
 }
 
-// write sends one packet on a track and logs it; false when it was not sent.
+// write sends one packet on a track and counts it (the tap logs it as it leaves); false when it
+// was not sent.
 func (m *media) write(t *rtc.TrackLocal, h *rtp.Header, payload []byte) bool {
 	if err := t.WriteRTP(h, payload); err != nil {
 		if !errors.Is(err, rtc.ErrTrackNotBound) && !errors.Is(err, io.ErrClosedPipe) {
@@ -511,7 +574,6 @@ func (m *media) write(t *rtc.TrackLocal, h *rtp.Header, payload []byte) bool {
 		return false
 	}
 	now := time.Now()
-	kind := t.Kind().String()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := &m.audio
@@ -523,12 +585,6 @@ func (m *media) write(t *rtc.TrackLocal, h *rtp.Header, payload []byte) bool {
 	}
 	s.PacketsSent++
 	s.BytesSent += uint64(len(payload))
-	if len(m.sent) < m.cfg.logLimit {
-		m.sent = append(m.sent, PacketRecord{
-			At: now, Kind: kind, SSRC: h.SSRC, Seq: h.SequenceNumber, Timestamp: h.Timestamp,
-			PayloadType: h.PayloadType, Marker: h.Marker, Size: h.MarshalSize() + len(payload),
-		})
-	}
 	return true
 }
 
@@ -537,7 +593,8 @@ func (m *media) write(t *rtc.TrackLocal, h *rtp.Header, payload []byte) bool {
 // sendVideo sends the synthetic VP8 stream of internal/vp8synth: frames at the frame rate whose
 // sizes follow the target bitrate, a key frame at the start, every keyFrameEvery and on PLI/FIR,
 // each frame cut into RTP packets with a VP8 payload descriptor, the marker on the last, 90 kHz
-// timestamps.
+// timestamps. With the bandwidth estimator, each frame takes the encoder's bitrate from its
+// current target (videoBitrateFor).
 func (m *media) sendVideo() {
 	defer m.wg.Done()
 	rng := rand.New(rand.NewPCG(m.cfg.seed, 3))
@@ -547,6 +604,11 @@ func (m *media) sendVideo() {
 	seq, ts := uint16(rng.Uint32()), rng.Uint32()
 	for {
 		if c, ok := m.videoTrack.Codec(); ok {
+			if m.bwe != nil {
+				rate := m.videoBitrateFor(m.bwe.GetTargetBitrate())
+				m.videoRate.Store(int64(rate))
+				src.SetBitrate(rate)
+			}
 			frame, key := src.Next(time.Now(), m.keyFrame.Swap(false))
 			seq = m.sendFrame(c, frame, key, seq, ts)
 			ts += src.TimestampStep()
@@ -584,16 +646,19 @@ func (m *media) sendFrame(c rtc.Codec, frame []byte, key bool, seq uint16, ts ui
 
 // ---- receivers ----
 
-// onTrack reads one remote track until the PeerConnection closes.
-func (m *media) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+// onTrack reads one remote track until the PeerConnection closes, and its receiver's RTCP.
+func (m *media) onTrack(track *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	if !m.enter() {
 		return
 	}
 	defer m.wg.Done()
+	if m.enter() {
+		go m.readReceiverRTCP(recv)
+	}
 	kind := track.Kind().String()
 	failures := 0
 	for {
-		pkt, _, err := track.ReadRTP()
+		pkt, attr, err := track.ReadRTP()
 		if err != nil {
 			if m.isStopped() || errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, net.ErrClosed) {
 				return
@@ -613,11 +678,22 @@ func (m *media) onTrack(track *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			continue
 		}
 		failures = 0
-		m.record(kind, track.Codec(), pkt, time.Now())
+		repaired := RepairNone
+		switch {
+		case viaRTX(attr):
+			repaired = RepairRTX
+		case rtc.RecoveredBy(attr) == rtc.RecoveredRED:
+			repaired = RepairRED
+		case rtc.RecoveredBy(attr) == rtc.RecoveredFlexFEC:
+			repaired = RepairFEC
+		}
+		m.record(kind, track.Codec(), pkt, repaired, time.Now())
 	}
 }
 
-func (m *media) record(kind string, codec webrtc.RTPCodecParameters, pkt *rtp.Packet, now time.Time) {
+// record counts and logs one received packet; repaired is what the receive path knows of its
+// repair (RTX, a FEC or RED recovery), and a late packet the client had NACKed is a NACK repair.
+func (m *media) record(kind string, codec webrtc.RTPCodecParameters, pkt *rtp.Packet, repaired string, now time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := &m.audio
@@ -630,12 +706,6 @@ func (m *media) record(kind string, codec webrtc.RTPCodecParameters, pkt *rtp.Pa
 		s.FirstReceived = now
 	}
 	s.LastReceived = now
-	if len(m.received) < m.cfg.logLimit {
-		m.received = append(m.received, PacketRecord{
-			At: now, Kind: kind, SSRC: pkt.SSRC, Seq: pkt.SequenceNumber, Timestamp: pkt.Timestamp,
-			PayloadType: pkt.PayloadType, Marker: pkt.Marker, Size: pkt.MarshalSize(),
-		})
-	}
 	sc := m.streams[pkt.SSRC]
 	if sc == nil {
 		sc = &streamCounter{kind: kind, base: int64(pkt.SequenceNumber), max: int64(pkt.SequenceNumber), seen: map[int64]struct{}{}}
@@ -643,9 +713,29 @@ func (m *media) record(kind string, codec webrtc.RTPCodecParameters, pkt *rtp.Pa
 	}
 	// Extend the 16-bit sequence number to the value nearest the highest one seen.
 	ext := sc.max + int64(int16(pkt.SequenceNumber-uint16(sc.max)))
-	if _, dup := sc.seen[ext]; dup {
+	_, dup := sc.seen[ext]
+	if repaired == RepairNone && !dup && ext < sc.max && m.tap != nil && m.tap.wasNacked(pkt.SSRC, pkt.SequenceNumber) {
+		repaired = RepairNACK
+	}
+	if len(m.received) < m.cfg.logLimit {
+		m.received = append(m.received, PacketRecord{
+			At: now, Kind: kind, SSRC: pkt.SSRC, Seq: pkt.SequenceNumber, Timestamp: pkt.Timestamp,
+			PayloadType: pkt.PayloadType, Marker: pkt.Marker, Size: pkt.MarshalSize(), Repaired: repaired,
+		})
+	}
+	if dup {
 		s.Duplicates++
 		return
+	}
+	switch repaired {
+	case RepairNACK:
+		s.NACKRepaired++
+	case RepairRTX:
+		s.RTXRepaired++
+	case RepairFEC:
+		s.FECRecovered++
+	case RepairRED:
+		s.REDRecovered++
 	}
 	sc.seen[ext] = struct{}{}
 	switch {
@@ -729,6 +819,9 @@ func (m *media) stats() (audio MediaStats, video VideoStats, dtmfSent int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	audio, video = m.audio, m.video
+	if m.tap != nil {
+		audio.Retransmitted, audio.FECSent, video.Retransmitted, video.FECSent = m.tap.counts()
+	}
 	for _, sc := range m.streams {
 		lost := uint64(max(sc.max-sc.base+1-int64(len(sc.seen)), 0))
 		if sc.kind == "video" {
@@ -751,9 +844,12 @@ func (m *media) toneFrequency() (float64, error) {
 }
 
 func (m *media) packets() (sent, received []PacketRecord) {
+	if m.tap != nil {
+		sent = m.tap.packets()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return append([]PacketRecord(nil), m.sent...), append([]PacketRecord(nil), m.received...)
+	return sent, append([]PacketRecord(nil), m.received...)
 }
 
 func (m *media) dtmfEvents() []DTMFEvent {
