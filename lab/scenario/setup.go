@@ -55,6 +55,10 @@ type SetupOptions struct {
 	// Timeout bounds each call's set-up, from the invite to the first media at both ends
 	// (default 60 s: beyond ICE's 25 s failure timeout).
 	Timeout time.Duration
+	// Gap is the pause between one call's end and the next invite (default 1 s): a person
+	// calling again, and below the gateway's signalling rate limit, which 40 calls back to back
+	// on a link without delay exceed (RATE_LIMITED).
+	Gap time.Duration
 }
 
 // SetupResult is what MeasureSetup observed: one metrics.Setup per call, in order, and their
@@ -91,6 +95,9 @@ func MeasureSetup(w *World, dir Direction, opts SetupOptions) (SetupResult, erro
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Minute
+	}
+	if opts.Gap <= 0 {
+		opts.Gap = time.Second
 	}
 	res := SetupResult{Direction: dir}
 	phone, err := w.Phone(opts.PhoneUser)
@@ -131,6 +138,7 @@ func MeasureSetup(w *World, dir Direction, opts SetupOptions) (SetupResult, erro
 		if err := w.Quiesce(30 * time.Second); err != nil {
 			return res, fmt.Errorf("scenario: set-up %s, call %d: the world did not quiesce: %w", dir, i+1, err)
 		}
+		time.Sleep(opts.Gap)
 	}
 	res.Summary = metrics.SummarizeSetups(res.Calls)
 	return res, nil

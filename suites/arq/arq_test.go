@@ -1,0 +1,109 @@
+package arq_test
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/siprtc/siprtc/lab"
+	"github.com/siprtc/siprtc/lab/netem"
+	"github.com/siprtc/siprtc/lab/scenario"
+)
+
+// measurement turns a result into what the spec records and asserts.
+func measurement(res scenario.ARQResult, wall time.Duration) lab.Measurement {
+	c := res.Case
+	m := lab.Measurement{
+		Suite: "arq", Case: c.Name(),
+		Params: map[string]string{
+			"path": c.Path.String(), "loss": scenario.LossName(c.Loss), "rtt": c.RTT.String(),
+			"duration": c.Duration.String(), "deadline": c.Deadline.String(),
+			"video_bitrate": fmt.Sprint(c.VideoBitrate), "fps": fmt.Sprint(c.FPS),
+		},
+		Values: map[string]float64{
+			"channel_loss": res.ChannelLoss, "model_loss": res.ModelLoss, "wall_s": wall.Seconds(),
+		},
+		Bounds: map[string]float64{},
+		Detail: res,
+	}
+	// The receiver's NACKs over the window: the gateway's toward the client, or the client's.
+	if c.Path == scenario.ClientToGateway {
+		m.Values["receiver_nacks"] = res.Gateway[`siprtc_webrtc_repairs_total{type="nacks_sent"}`]
+	} else {
+		m.Values["receiver_nacks"] = float64(res.Client.NACKsSent)
+	}
+	for _, st := range []scenario.ARQStream{res.Audio, res.Video} {
+		k := st.Kind + "_"
+		r := st.Receiver
+		m.Values[k+"expected"] = float64(r.Expected)
+		m.Values[k+"lost"] = float64(r.Lost)
+		m.Values[k+"late"] = float64(r.Late)
+		m.Values[k+"repaired"] = float64(r.Repaired.Total)
+		m.Values[k+"pre_repair_loss"] = r.PreRepairLossRate
+		m.Values[k+"rounds"] = float64(st.Rounds)
+		m.Values[k+"theory"] = st.Theory
+		m.Values[k+"effective_loss"], m.Bounds[k+"effective_loss"] = r.EffectiveLossRate, st.Bound
+		m.Values[k+"originals"] = float64(st.Originals)
+		m.Values[k+"retransmissions"] = float64(st.Retransmissions)
+		m.Values[k+"overhead"] = st.Overhead
+		m.Values[k+"expected_overhead"] = st.ExpectedOverhead
+		if st.OverheadBytes > 0 {
+			m.Values[k+"overhead_bytes"] = st.OverheadBytes
+		}
+		m.Values[k+"retx_share"], m.Bounds[k+"retx_share"] = st.RetxShare, st.RetxHigh
+		m.Values[k+"retx_share_min"], m.Bounds[k+"retx_share_min"] = st.RetxShare, st.RetxLow
+	}
+	return m
+}
+
+// expectWithinBounds asserts every value that has a bound: upper bounds, or lower bounds for
+// names ending in _min (lab.Measurement's convention).
+func expectWithinBounds(m lab.Measurement) {
+	for k, bound := range m.Bounds {
+		v := m.Values[k]
+		if strings.HasSuffix(k, "_min") {
+			Expect(v).To(BeNumerically(">=", bound), "%s below its bound\n%s", k, m)
+		} else {
+			Expect(v).To(BeNumerically("<=", bound), "%s above its bound\n%s", k, m)
+		}
+	}
+}
+
+func entries() []TableEntry {
+	bernoulli := func(p float64) netem.LossModel { return netem.LossModel{Kind: netem.LossBernoulli, Rate: p} }
+	gilbert := netem.LossModel{Kind: netem.LossGilbertElliott, P: 0.01, R: 0.3, LossGood: 0, LossBad: 1}
+	var out []TableEntry
+	for _, path := range []scenario.MediaPath{scenario.ClientToGateway, scenario.GatewayToClient} {
+		for _, loss := range []netem.LossModel{bernoulli(0.01), bernoulli(0.05), bernoulli(0.10), gilbert} {
+			for _, rtt := range []time.Duration{50 * time.Millisecond, 200 * time.Millisecond} {
+				c := scenario.ARQCase{Path: path, Loss: loss, RTT: rtt}
+				out = append(out, Entry(c.Name(), c))
+			}
+		}
+	}
+	return out
+}
+
+var _ = Describe("NACK/RTX repair across the gateway", Label("arq"), func() {
+	DescribeTable("leaves no more loss than the rounds that fit the playout deadline, for one retransmission per loss",
+		func(c scenario.ARQCase) {
+			start := time.Now()
+			res, err := scenario.In(suiteT, c.WorldConfig(), func(w *scenario.World) (scenario.ARQResult, error) {
+				return scenario.MeasureARQ(w, c)
+			})
+			wall := time.Since(start)
+			Expect(err).NotTo(HaveOccurred(), "case %s", c.Name())
+			m := measurement(res, wall)
+			lab.Record(m)
+			for _, st := range []scenario.ARQStream{res.Audio, res.Video} {
+				Expect(st.Receiver.Expected).To(BeNumerically(">=", 1000), "%s: too few %s packets in the window\n%s", c.Name(), st.Kind, m)
+				Expect(st.Receiver.Repaired.Total).To(BeNumerically(">", 0), "%s: no %s packet was repaired: the repair path is off\n%s", c.Name(), st.Kind, m)
+			}
+			expectWithinBounds(m)
+		},
+		entries(),
+	)
+})
