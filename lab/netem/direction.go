@@ -352,8 +352,12 @@ func (d *Direction) queueLimitLocked() int {
 // defaultQueueDelay sizes a capacity queue given neither QueueBytes nor QueueDelay.
 const defaultQueueDelay = 300 * time.Millisecond
 
-// txTime is how long wire bytes take at the current rate.
+// txTime is how long wire bytes take at the current rate; without a limit, no time (a schedule
+// lifting the limit flushes the queue through here).
 func (d *Direction) txTime(wire int) time.Duration {
+	if d.capacity.Rate <= 0 {
+		return 0
+	}
 	return time.Duration(int64(wire) * 8 * int64(time.Second) / d.capacity.Rate)
 }
 

@@ -356,6 +356,41 @@ func TestScheduleCapacitySwitch(t *testing.T) {
 	})
 }
 
+// TestScheduleLiftsCapacity lifts the limit while the queue holds packets (a schedule's
+// `capacity: {rate: unlimited}`): the queue leaves at once and nothing is lost. It panicked with
+// a division by zero once (found by the scenario-file suite on example.yaml).
+func TestScheduleLiftsCapacity(t *testing.T) {
+	at := time.Second
+	synctest.Test(t, func(t *testing.T) {
+		f := newFlow(t, func(a, _ *netem.Host) {
+			must(t, a.Up.Set(netem.LinkConfig{
+				Capacity: netem.CapacityModel{Rate: 200_000, QueueBytes: 100_000},
+				Schedule: []netem.Phase{{At: at, Capacity: &netem.CapacityModel{}}},
+			}))
+		})
+		start := f.nw.StartTime()
+		// 1000-byte packets every 4 ms: 2 Mbit/s into 200 kbit/s, the queue fills.
+		f.sendEvery(500, 1000, 1, 4*time.Millisecond)
+		got := f.close(time.Second)
+		st := f.a.Up.Stats()
+		if st.DeliveredPackets+st.DroppedQueue != st.OfferedPackets || st.DeliveredPackets == 0 {
+			t.Fatalf("offered %d, delivered %d, dropped %d", st.OfferedPackets, st.DeliveredPackets, st.DroppedQueue)
+		}
+		var afterLift int
+		for _, g := range got {
+			if !g.at.Before(start.Add(at)) {
+				afterLift++
+				if g.at.Sub(start) > 2*time.Second+10*time.Millisecond {
+					t.Fatalf("a packet left at %v, after the last was sent (2 s): the queue did not flush", g.at.Sub(start))
+				}
+			}
+		}
+		if afterLift == 0 {
+			t.Error("nothing delivered after the limit was lifted")
+		}
+	})
+}
+
 // TestScheduleSwitchesAtInstants: delay, down and loss phases and an outage take effect for the
 // first packet sent at or after their instant, and not before.
 func TestScheduleSwitchesAtInstants(t *testing.T) {
