@@ -157,6 +157,10 @@ type ARQStream struct {
 	// receive log, without a send log: the gateway rewrites sequence numbers): post-repair
 	// loss, late packets against the deadline, effective loss, repairs.
 	Receiver metrics.StreamStats `json:"receiver"`
+	// Voice is the E-model's estimate for audio (nil for video): see arqVoiceInput.
+	Voice *metrics.VoiceQuality `json:"voice,omitempty"`
+	// MOSMin is the MOS of the same call with Bound's loss: the voice quality ARQ guarantees.
+	MOSMin float64 `json:"mos_min,omitempty"`
 	// Rounds is the number of retransmission rounds the deadline allows (metrics.ARQRounds),
 	// NACKDelay the per-round detection and NACK pacing the model charges.
 	Rounds    int           `json:"rounds"`
@@ -431,7 +435,30 @@ func receiverStats(c ARQCase, kind string, clock int, log []arqRecv, res ARQResu
 	st.Theory = arqResidual(c, st.Rounds)
 	st.SampleSize = effectiveSample(st.Receiver.Expected, res.Correlation)
 	st.Bound = metrics.UpperBound(st.Theory, st.SampleSize, metrics.Z99)
+	if kind == "audio" {
+		in := arqVoiceInput(c, st.Receiver)
+		q := metrics.EModel(in)
+		st.Voice = &q
+		// The MOS the model's bound still allows: the same call with the bound's loss.
+		in.LossPercent = 100 * st.Bound
+		st.MOSMin = metrics.EModel(in).MOS
+	}
 	return st, nil
+}
+
+// arqVoiceInput is the E-model's view of an audio stream through a fixed playout buffer of
+// the deadline: mouth to ear = packetisation (one 20 ms frame) + the one-way network delay
+// (RTT/2) + the buffer; loss = what arrived too late or never (after repair), with the burst
+// ratio of that loss pattern; G.711 with packet-loss concealment (G.113 Appendix I).
+func arqVoiceInput(c ARQCase, r metrics.StreamStats) metrics.VoiceInput {
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	return metrics.VoiceInput{
+		DelayMs:     ms(arqAudioFrame + c.RTT/2 + c.Deadline),
+		JitterMs:    ms(r.Jitter),
+		LossPercent: 100 * r.EffectiveLossRate,
+		BurstR:      r.Gilbert.BurstR,
+		Codec:       metrics.CodecG711PLC,
+	}
 }
 
 // arqResidual is the effective loss (lost, or repaired after the deadline) that k

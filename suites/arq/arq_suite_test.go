@@ -28,7 +28,10 @@
 //     transmission is resent exactly once, the channel's loss rate: it must lie within the 99.9%
 //     Wilson interval around the loss the channel dealt in the window (netem's count) for that
 //     many transmissions: below, losses went unrepaired (a stream not NACKed); above, spurious
-//     retransmissions.
+//     retransmissions;
+//   - voice quality (audio): the ITU-T G.107 E-model's MOS (metrics.EModel: G.711 with PLC,
+//     mouth to ear = 20 ms frame + RTT/2 + the 400 ms playout buffer, the measured jitter,
+//     effective loss and its burst ratio) >= the MOS of the same call at the bound's loss.
 //
 // Every case records a lab.Measurement (suite "arq") with these values, their bounds and the
 // counts behind them (expected, lost, late, repaired, originals, retransmissions, NACKs, the

@@ -45,6 +45,10 @@ func measurement(res scenario.ARQResult, wall time.Duration) lab.Measurement {
 		m.Values[k+"pre_repair_loss"] = r.PreRepairLossRate
 		m.Values[k+"rounds"] = float64(st.Rounds)
 		m.Values[k+"theory"] = st.Theory
+		if st.Voice != nil {
+			m.Values[k+"r"] = st.Voice.R
+			m.Values[k+"mos_min"], m.Bounds[k+"mos_min"] = st.Voice.MOS, st.MOSMin
+		}
 		m.Values[k+"effective_loss"], m.Bounds[k+"effective_loss"] = r.EffectiveLossRate, st.Bound
 		m.Values[k+"originals"] = float64(st.Originals)
 		m.Values[k+"retransmissions"] = float64(st.Retransmissions)
