@@ -71,3 +71,17 @@ pbx: build
 
 clean:
 	rm -rf bin reports/latest
+
+# Docker for the container PBX backends (lab/pbx): installs docker.io and starts dockerd when
+# they are missing (as root; pid in /run/siprtc-dockerd.pid, log in /var/log/siprtc-dockerd.log;
+# images/docker-down stops it). See images/README.md.
+.PHONY: docker images
+docker:
+	bash images/docker-up
+
+# The Asterisk image of lab/pbx's Asterisk backend (LAB_ASTERISK_IMAGE, default
+# siprtc/asterisk:22): debootstrap of Debian sid's asterisk, then docker import. About 75 s the
+# first time, instant when the image exists. (FreeSWITCH's image needs network access CI lacks:
+# images/build-freeswitch.)
+images: docker
+	bash images/build-asterisk
