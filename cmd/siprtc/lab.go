@@ -15,8 +15,8 @@ func runLab(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("siprtc lab", "siprtc lab summarize [--dir reports/latest] [--quiet]\n\n"+
 		"The lab runs as Ginkgo suites on the emulated network ('make lab' runs the standard set and\n"+
 		"then 'summarize'). 'summarize' reads the suites' JSON report (DIR/suites.json) and writes\n"+
-		"DIR/measurements.json (every measurement, schema "+reports.Schema+", docs/report-schema.md)\n"+
-		"and DIR/summary.txt, and prints the summary. It exits 1 when a suite failed.", stdout, stderr)
+		"DIR/measurements.json (every measurement, schema "+reports.Schema+", docs/report-schema.md),\n"+
+		"DIR/summary.txt and DIR/report.html (self-contained, charts as inline SVG), and prints the summary. It exits 1 when a suite failed.", stdout, stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,12 +47,15 @@ func runLabSummarize(args []string, stdout, stderr io.Writer) error {
 	if err := run.WriteTextFile(filepath.Join(*dir, "summary.txt")); err != nil {
 		return err
 	}
+	if err := run.HTML().WriteHTMLFile(filepath.Join(*dir, "report.html")); err != nil {
+		return err
+	}
 	if !*quiet {
 		if err := run.WriteText(stdout); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(stderr, "wrote %s and %s\n", filepath.Join(*dir, "measurements.json"), filepath.Join(*dir, "summary.txt"))
+	fmt.Fprintf(stderr, "wrote %s, summary.txt and report.html\n", filepath.Join(*dir, "measurements.json"))
 	if !run.Passed() {
 		return exitError{1}
 	}
