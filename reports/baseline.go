@@ -311,7 +311,7 @@ func (d *Diff) WriteText(out io.Writer) error {
 		if c.Note != "" {
 			note = ", " + c.Note
 		}
-		w.printf("  %-9s %s: %s -> %s (%+.1f%%, %s is better%s)\n", mark, c.Key, formatValue(c.Old), formatValue(c.New), 100*c.Relative, c.Better, note)
+		w.printf("  %-9s %s: %s -> %s (%s, %s is better%s)\n", mark, c.Key, formatValue(c.Old), formatValue(c.New), relative(c), c.Better, note)
 	}
 	if len(d.Missing) > 0 {
 		w.printf("  %d values of %s are not in %s (first: %s)\n", len(d.Missing), d.Old, d.New, d.Missing[0])
@@ -335,7 +335,7 @@ func (d *Diff) HTML() Page {
 			mark = "regressed"
 		}
 		t.Rows = append(t.Rows, []Cell{{Text: mark, Bad: c.Regressed}, {Text: c.Key}, {Text: formatValue(c.Old)}, {Text: formatValue(c.New)},
-			{Text: fmt.Sprintf("%+.1f%%", 100*c.Relative)}, {Text: c.Better}, {Text: c.Note}})
+			{Text: relative(c)}, {Text: c.Better}, {Text: c.Note}})
 	}
 	p := Page{Title: fmt.Sprintf("siprtc regression report: %s -> %s", d.Old, d.New), Verdict: verdict,
 		Env: [][2]string{{"compared", fmt.Sprint(d.Compared)}, {"beyond threshold", fmt.Sprint(len(d.Changes))},
@@ -350,4 +350,12 @@ func (d *Diff) HTML() Page {
 		p.Sections = append(p.Sections, Section{Title: "Missing values", Table: mt})
 	}
 	return p
+}
+
+// relative formats a change's relative size ("+12.5%", or "from 0").
+func relative(c Change) string {
+	if math.IsInf(c.Relative, 0) {
+		return "from 0"
+	}
+	return fmt.Sprintf("%+.1f%%", 100*c.Relative)
 }

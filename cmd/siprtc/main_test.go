@@ -188,3 +188,40 @@ func TestLabSummarize(t *testing.T) {
 		}
 	}
 }
+
+func TestReportBaselineAndDiff(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, loss string) string {
+		d := filepath.Join(dir, name)
+		_ = os.MkdirAll(d, 0o755)
+		doc := `{"schema":"siprtc-lab-run/1","env":{},"suites":[{"name":"ARQ","passed":true}],"specs":[],
+		 "measurements":[{"suite":"arq","case":"c","backend":"embedded","values":{"audio_effective_loss":` + loss + `},"bounds":{"audio_effective_loss":0.01}}]}`
+		if err := os.WriteFile(filepath.Join(d, "measurements.json"), []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	good, bad := write("good", "0.001"), write("bad", "0.05")
+	baselines := filepath.Join(dir, "baselines")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"report", "baseline", "--release", "v1.0.0", "--dir", good, "--out", baselines}, &stdout, &stderr); code != 0 {
+		t.Fatalf("baseline: exit %d: %s", code, stderr.String())
+	}
+	thresholds := "../../reports/thresholds.yaml"
+	stdout.Reset()
+	if code := run([]string{"report", "diff", "--thresholds", thresholds, "--baselines", baselines, "v1.0.0", good}, &stdout, &stderr); code != 0 {
+		t.Errorf("diff with itself: exit %d: %s", code, stdout.String())
+	}
+	stdout.Reset()
+	html := filepath.Join(dir, "diff.html")
+	if code := run([]string{"report", "diff", "--thresholds", thresholds, "--baselines", baselines, "--html", html, "v1.0.0", bad}, &stdout, &stderr); code != 1 ||
+		!strings.Contains(stdout.String(), "REGRESSED arq/c/embedded/audio_effective_loss") {
+		t.Errorf("regression: exit %d:\n%s", code, stdout.String())
+	}
+	if _, err := os.Stat(html); err != nil {
+		t.Error(err)
+	}
+	if code := run([]string{"report", "diff", "v9", bad}, &stdout, &stderr); code != 1 {
+		t.Errorf("unknown release: exit %d", code)
+	}
+}
