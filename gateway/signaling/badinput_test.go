@@ -57,23 +57,23 @@ func TestBadInput(t *testing.T) {
 		} {
 			c.sendRaw(tc.raw)
 			m := c.next(time.Second)
-			if m.Type != typeError || m.ID != tc.id || m.Code != string(tc.code) || m.Message == "" {
+			if m.Type != TypeError || m.ID != tc.id || m.Code != string(tc.code) || m.Message == "" {
 				t.Errorf("%s: got %s, want error %s for id %q", tc.name, m, tc.code, tc.id)
 			}
 		}
 		// The limits themselves are allowed.
-		c.request(typeInvite, map[string]any{"callee": "1001", "content": big, "channelId": strings.Repeat("c", 64)})
+		c.request(TypeInvite, map[string]any{"callee": "1001", "content": big, "channelId": strings.Repeat("c", 64)})
 		if b := e.fb.next(t, "invite"); b.li.Content() != big {
 			t.Fatal("8 KiB content was altered")
 		}
-		c.expect(typeLocalInvitation, string(LocalSentToRemote))
+		c.expect(TypeLocalInvitation, string(LocalSentToRemote))
 
 		// Binary frames are refused too, and the connection still serves requests.
 		if err := c.ws.Write(context.Background(), websocket.MessageBinary, []byte(`{}`)); err != nil {
 			t.Fatal(err)
 		}
 		c.expectError("", CodeInvalidMessage)
-		c.request(typeSDP, map[string]any{"callId": call, "description": map[string]any{"type": "offer", "sdp": "v=0"}})
+		c.request(TypeSDP, map[string]any{"callId": call, "description": map[string]any{"type": "offer", "sdp": "v=0"}})
 		e.fb.next(t, "sdp")
 
 		if got := e.srv.Metrics().Snapshot().Errors[CodeInvalidArgument]; got < 15 {
@@ -115,7 +115,7 @@ func TestRateLimit(t *testing.T) {
 		time.Sleep(10 * time.Second) // a full bucket
 		var ok, limited int
 		for range 30 {
-			c.send(typeHangup, map[string]any{"callId": "x"})
+			c.send(TypeHangup, map[string]any{"callId": "x"})
 		}
 		for range 30 {
 			switch m := c.next(time.Second); m.Code {
@@ -132,7 +132,7 @@ func TestRateLimit(t *testing.T) {
 		}
 		// The bucket refills at the configured rate.
 		time.Sleep(2 * time.Second)
-		c.requestError(typeHangup, map[string]any{"callId": "x"}, CodeUnknownCall)
+		c.requestError(TypeHangup, map[string]any{"callId": "x"}, CodeUnknownCall)
 
 		// A client that keeps going far over the limit is disconnected.
 		for range 60 {
@@ -151,7 +151,7 @@ func TestSessionCloseEndsCalls(t *testing.T) {
 		pending := invite(t, e, c, "1001")
 		established := invite(t, e, c, "1002")
 		_ = established.Accepted("")
-		c.expect(typeLocalInvitation, string(LocalAcceptedByRemote))
+		c.expect(TypeLocalInvitation, string(LocalAcceptedByRemote))
 		ringing := ring(t, e, "1005")
 		expectInvitation(t, c, ringing)
 
@@ -194,9 +194,9 @@ func TestLogoutEndsCalls(t *testing.T) {
 		pending := invite(t, e, c, "1001")
 		established := invite(t, e, c, "1002")
 		_ = established.Accepted("")
-		c.expect(typeLocalInvitation, string(LocalAcceptedByRemote))
+		c.expect(TypeLocalInvitation, string(LocalAcceptedByRemote))
 
-		id := c.send(typeLogout, nil)
+		id := c.send(TypeLogout, nil)
 		events := map[string]wireMsg{}
 		for range 2 {
 			m := c.next(time.Second)
@@ -205,10 +205,10 @@ func TestLogoutEndsCalls(t *testing.T) {
 		if m := events[pending.CallID()]; m.State != string(LocalFailure) || m.Code != string(NotLoggedIn) {
 			t.Fatalf("pending invitation: %s", m)
 		}
-		if m := events[established.CallID()]; m.Type != typeHangup {
+		if m := events[established.CallID()]; m.Type != TypeHangup {
 			t.Fatalf("established call: %s", m)
 		}
-		if m := c.next(time.Second); m.Type != typeOK || m.ID != id {
+		if m := c.next(time.Second); m.Type != TypeOK || m.ID != id {
 			t.Fatalf("logout reply %s", m)
 		}
 		e.fb.next(t, "cancel")

@@ -37,13 +37,13 @@ func (c *call) Session() *Session {
 
 // SendSDP sends the gateway's offer or answer for this call to the client.
 func (c *call) SendSDP(d SessionDescription) error {
-	return c.push(sdpMsg{Type: typeSDP, CallID: c.id, Description: d})
+	return c.push(sdpMsg{Type: TypeSDP, CallID: c.id, Description: d})
 }
 
 // SendCandidate trickles one of the gateway's ICE candidates to the client; an empty candidate
 // sends end-of-candidates.
 func (c *call) SendCandidate(cand ICECandidate) error {
-	m := candidateMsg{Type: typeCandidate, CallID: c.id}
+	m := candidateMsg{Type: TypeCandidate, CallID: c.id}
 	if !cand.End() {
 		m.Candidate = &cand
 	}
@@ -52,7 +52,7 @@ func (c *call) SendCandidate(cand ICECandidate) error {
 
 // SendDTMF sends a digit received from the SIP side to the client.
 func (c *call) SendDTMF(d DTMF) error {
-	return c.push(dtmfMsg{Type: typeDTMF, CallID: c.id, Digit: d.Digit, Duration: d.Duration.Milliseconds()})
+	return c.push(dtmfMsg{Type: TypeDTMF, CallID: c.id, Digit: d.Digit, Duration: d.Duration.Milliseconds()})
 }
 
 func (c *call) push(m any) error {

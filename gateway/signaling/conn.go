@@ -175,12 +175,12 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 }
 
 func (c *conn) reply(id, callID string) {
-	c.send(okMsg{Type: typeOK, ID: id, CallID: callID})
+	c.send(okMsg{Type: TypeOK, ID: id, CallID: callID})
 }
 
 func (c *conn) replyError(id string, e *Error) {
 	c.srv.metrics.errorSent(e.Code)
-	c.send(errorMsg{Type: typeError, ID: id, Code: e.Code, Message: e.Message})
+	c.send(errorMsg{Type: TypeError, ID: id, Code: e.Code, Message: e.Message})
 }
 
 func (c *conn) currentSession() *Session {
@@ -236,9 +236,9 @@ func (c *conn) handle(typ websocket.MessageType, data []byte) {
 
 func (c *conn) dispatch(req request) *Error {
 	switch req.Type {
-	case typeLogin:
+	case TypeLogin:
 		return c.login(req)
-	case typeLogout:
+	case TypeLogout:
 		return c.logout(req)
 	}
 	s := c.currentSession()
@@ -246,19 +246,19 @@ func (c *conn) dispatch(req request) *Error {
 		return errorf(CodeNotLoggedIn, "log in first")
 	}
 	switch req.Type {
-	case typeInvite:
+	case TypeInvite:
 		return s.invite(req)
-	case typeCancel:
+	case TypeCancel:
 		return s.cancelInvitation(req)
-	case typeReceived:
+	case TypeReceived:
 		return s.received(req)
-	case typeAccept:
+	case TypeAccept:
 		return s.accept(req)
-	case typeRefuse:
+	case TypeRefuse:
 		return s.refuse(req)
-	case typeSDP, typeCandidate, typeDTMF:
+	case TypeSDP, TypeCandidate, TypeDTMF:
 		return s.media(req)
-	case typeHangup:
+	case TypeHangup:
 		return s.hangup(req)
 	}
 	return errorf(CodeUnknownType, "unknown message type")
@@ -308,7 +308,7 @@ func (c *conn) login(req request) *Error {
 	c.srv.metrics.sessionsTotal.Add(1)
 	c.failedLogins = 0
 	c.log.Info("logged in", "user", user, "session", s.id)
-	c.send(okMsg{Type: typeOK, ID: req.ID, User: user, SessionID: s.id})
+	c.send(okMsg{Type: TypeOK, ID: req.ID, User: user, SessionID: s.id})
 	c.srv.deliverPending(s)
 	return nil
 }
@@ -336,7 +336,7 @@ func (c *conn) kick(s *Session) {
 	}
 	c.session = nil
 	c.mu.Unlock()
-	c.send(kickedMsg{Type: typeKicked, Reason: "logged in elsewhere"})
+	c.send(kickedMsg{Type: TypeKicked, Reason: "logged in elsewhere"})
 	s.end()
 	c.closeWith(CloseKicked, "logged in elsewhere")
 }

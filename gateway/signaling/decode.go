@@ -169,21 +169,21 @@ func decodeRequest(frame []byte) (request, *Error) {
 	switch req.Type {
 	case "":
 		return fail(CodeInvalidMessage, "missing type")
-	case typeLogin:
+	case TypeLogin:
 		req.Token = v.text("token", w.Token, maxTokenBytes, true)
-	case typeLogout:
-	case typeInvite:
+	case TypeLogout:
+	case TypeInvite:
 		req.Callee = v.user("callee", w.Callee)
 		req.Content = v.text("content", w.Content, MaxContentBytes, false)
 		req.ChannelID = v.text("channelId", w.ChannelID, MaxChannelIDBytes, false)
 		req.Description = v.description(w.Description, false, "offer")
-	case typeCancel, typeReceived:
+	case TypeCancel, TypeReceived:
 		req.CallID = v.callID(w.CallID)
-	case typeAccept:
+	case TypeAccept:
 		req.CallID = v.callID(w.CallID)
 		req.Response = v.text("response", w.Response, MaxContentBytes, false)
 		req.Description = v.description(w.Description, false, "answer")
-	case typeRefuse:
+	case TypeRefuse:
 		req.CallID = v.callID(w.CallID)
 		req.Response = v.text("response", w.Response, MaxContentBytes, false)
 		req.SIPCode = 603
@@ -195,16 +195,16 @@ func decodeRequest(frame []byte) (request, *Error) {
 				v.failf("sipCode must be 486, 600 or 603")
 			}
 		}
-	case typeSDP:
+	case TypeSDP:
 		req.CallID = v.callID(w.CallID)
 		req.Description = v.description(w.Description, true, "offer", "answer", "pranswer", "rollback")
-	case typeCandidate:
+	case TypeCandidate:
 		req.CallID = v.callID(w.CallID)
 		req.Candidate = v.candidate(w.Candidate)
-	case typeDTMF:
+	case TypeDTMF:
 		req.CallID = v.callID(w.CallID)
 		req.DTMF = v.dtmf(w.Digit, w.Duration)
-	case typeHangup:
+	case TypeHangup:
 		req.CallID = v.callID(w.CallID)
 		req.Reason = v.text("reason", w.Reason, maxReasonBytes, false)
 	default:

@@ -346,7 +346,7 @@ func (c *client) request(typ string, fields map[string]any) wireMsg {
 	c.t.Helper()
 	id := c.send(typ, fields)
 	m := c.next(5 * time.Second)
-	if m.Type != typeOK || m.ID != id {
+	if m.Type != TypeOK || m.ID != id {
 		c.t.Fatalf("%s: got %s, want ok for %s", typ, m, id)
 	}
 	return m
@@ -362,7 +362,7 @@ func (c *client) requestError(typ string, fields map[string]any, code ErrorCode)
 func (c *client) expectError(id string, code ErrorCode) wireMsg {
 	c.t.Helper()
 	m := c.next(5 * time.Second)
-	if m.Type != typeError || m.ID != id || m.Code != string(code) {
+	if m.Type != TypeError || m.ID != id || m.Code != string(code) {
 		c.t.Fatalf("got %s, want error %s for id %q", m, code, id)
 	}
 	return m
@@ -370,7 +370,7 @@ func (c *client) expectError(id string, code ErrorCode) wireMsg {
 
 func (c *client) login(user string) wireMsg {
 	c.t.Helper()
-	return c.request(typeLogin, map[string]any{"token": MakeToken(testSecret, user, time.Now().Add(time.Hour))})
+	return c.request(TypeLogin, map[string]any{"token": MakeToken(testSecret, user, time.Now().Add(time.Hour))})
 }
 
 // expectNothing checks that no message arrives within d.

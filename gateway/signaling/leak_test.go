@@ -21,8 +21,8 @@ func TestNoGoroutineLeak(t *testing.T) {
 			c.next(5 * time.Second)
 		}
 		c.login("u" + string(rune('a'+i)))
-		c.request(typeInvite, map[string]any{"callee": "1001"})
-		c.expect(typeLocalInvitation, string(LocalSentToRemote))
+		c.request(TypeInvite, map[string]any{"callee": "1001"})
+		c.expect(TypeLocalInvitation, string(LocalSentToRemote))
 		if i%2 == 0 {
 			_ = c.ws.CloseNow() // vanish without a close handshake
 			for range c.msgs {

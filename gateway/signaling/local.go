@@ -101,7 +101,7 @@ func (li *LocalInvitation) Hangup(reason string, sipCode int) error {
 	if li.state != LocalAcceptedByRemote {
 		return fmt.Errorf("%w: hangup in %s (use Refused or Fail)", ErrIllegalTransition, li.state)
 	}
-	li.emitLocked(hangupMsg{Type: typeHangup, CallID: li.id, Reason: reason, SIPCode: sipCode})
+	li.emitLocked(hangupMsg{Type: TypeHangup, CallID: li.id, Reason: reason, SIPCode: sipCode})
 	li.detachLocked()
 	return nil
 }
@@ -123,7 +123,7 @@ func (li *LocalInvitation) moveLocked(to LocalState, m localInvitationMsg) error
 	}
 	li.state = to
 	li.code = m.Code
-	m.Type, m.CallID, m.Callee, m.State = typeLocalInvitation, li.id, li.callee, to
+	m.Type, m.CallID, m.Callee, m.State = TypeLocalInvitation, li.id, li.callee, to
 	li.emitLocked(m)
 	t := li.srv.opts.timeouts
 	switch to {
@@ -214,7 +214,7 @@ func (li *LocalInvitation) endWithSession() func() {
 		_ = li.moveLocked(LocalFailure, localInvitationMsg{Code: NotLoggedIn})
 		return func() { li.srv.backendCancel(s, li) }
 	default: // established: SessionClosed covers it
-		li.emitLocked(hangupMsg{Type: typeHangup, CallID: li.id, Reason: "session closed"})
+		li.emitLocked(hangupMsg{Type: TypeHangup, CallID: li.id, Reason: "session closed"})
 		li.detachLocked()
 		return nil
 	}

@@ -19,12 +19,12 @@ func loggedIn(t *testing.T, opts ...Option) (*testEnv, *client) {
 // has seen SENT_TO_REMOTE.
 func invite(t *testing.T, e *testEnv, c *client, callee string) *LocalInvitation {
 	t.Helper()
-	reply := c.request(typeInvite, map[string]any{"callee": callee, "content": "hello", "channelId": "room-1"})
+	reply := c.request(TypeInvite, map[string]any{"callee": callee, "content": "hello", "channelId": "room-1"})
 	li := e.fb.next(t, "invite").li
 	if reply.CallID != li.CallID() {
 		t.Fatalf("reply call id %q, backend %q", reply.CallID, li.CallID())
 	}
-	m := c.expect(typeLocalInvitation, string(LocalSentToRemote))
+	m := c.expect(TypeLocalInvitation, string(LocalSentToRemote))
 	if m.CallID != li.CallID() || m.Callee != callee {
 		t.Fatalf("event %s", m)
 	}
@@ -44,7 +44,7 @@ func TestLocalInvitationAccepted(t *testing.T) {
 		if err := li.Received(180); err != nil {
 			t.Fatal(err)
 		}
-		if m := c.expect(typeLocalInvitation, string(LocalReceivedByRemote)); m.SIPCode != 180 {
+		if m := c.expect(TypeLocalInvitation, string(LocalReceivedByRemote)); m.SIPCode != 180 {
 			t.Fatalf("event %s", m)
 		}
 		if err := li.Received(183); err != nil { // 183 after 180: ignored
@@ -52,59 +52,59 @@ func TestLocalInvitationAccepted(t *testing.T) {
 		}
 		// Trickle ICE while ringing, both ways.
 		id := li.CallID()
-		c.request(typeSDP, map[string]any{"callId": id, "description": map[string]any{"type": "offer", "sdp": "v=0\r\n"}})
+		c.request(TypeSDP, map[string]any{"callId": id, "description": map[string]any{"type": "offer", "sdp": "v=0\r\n"}})
 		if b := e.fb.next(t, "sdp"); b.desc.Type != "offer" || b.callID != id {
 			t.Fatalf("sdp %+v", b)
 		}
-		c.request(typeCandidate, map[string]any{"callId": id, "candidate": map[string]any{
+		c.request(TypeCandidate, map[string]any{"callId": id, "candidate": map[string]any{
 			"candidate": "candidate:1 1 udp 2130706431 127.0.0.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}})
 		if b := e.fb.next(t, "candidate"); b.candidate.End() || *b.candidate.SDPMid != "0" || *b.candidate.SDPMLineIndex != 0 {
 			t.Fatalf("candidate %+v", b)
 		}
-		c.request(typeCandidate, map[string]any{"callId": id, "candidate": nil})
+		c.request(TypeCandidate, map[string]any{"callId": id, "candidate": nil})
 		if b := e.fb.next(t, "candidate"); !b.candidate.End() {
 			t.Fatalf("end-of-candidates %+v", b)
 		}
 		if err := li.SendSDP(SessionDescription{Type: "answer", SDP: "v=0\r\n"}); err != nil {
 			t.Fatal(err)
 		}
-		if m := c.expect(typeSDP, ""); m.Description.Type != "answer" || m.CallID != id {
+		if m := c.expect(TypeSDP, ""); m.Description.Type != "answer" || m.CallID != id {
 			t.Fatalf("sdp %s", m)
 		}
 		mid := "0"
 		_ = li.SendCandidate(ICECandidate{Candidate: "candidate:2 1 udp 1 127.0.0.1 6000 typ host", SDPMid: &mid})
-		if m := c.expect(typeCandidate, ""); m.Candidate == nil || *m.Candidate.SDPMid != "0" {
+		if m := c.expect(TypeCandidate, ""); m.Candidate == nil || *m.Candidate.SDPMid != "0" {
 			t.Fatalf("candidate %s", m)
 		}
 		_ = e.srv.Deliver("1005", CandidateEvent{CallID: id})
-		if m := c.expect(typeCandidate, ""); m.Candidate != nil || m.raw != `{"type":"candidate","callId":"`+id+`","candidate":null}` {
+		if m := c.expect(TypeCandidate, ""); m.Candidate != nil || m.raw != `{"type":"candidate","callId":"`+id+`","candidate":null}` {
 			t.Fatalf("end-of-candidates %s", m)
 		}
 
 		if err := li.Accepted("welcome"); err != nil {
 			t.Fatal(err)
 		}
-		if m := c.expect(typeLocalInvitation, string(LocalAcceptedByRemote)); m.SIPCode != 200 || m.Response != "welcome" {
+		if m := c.expect(TypeLocalInvitation, string(LocalAcceptedByRemote)); m.SIPCode != 200 || m.Response != "welcome" {
 			t.Fatalf("event %s", m)
 		}
 		// The invitation is over; the call is not.
 		if err := li.Refused(486, ""); !errors.Is(err, ErrIllegalTransition) {
 			t.Fatalf("Refused after Accepted: %v", err)
 		}
-		c.request(typeDTMF, map[string]any{"callId": id, "digit": "5", "duration": 160})
+		c.request(TypeDTMF, map[string]any{"callId": id, "digit": "5", "duration": 160})
 		if b := e.fb.next(t, "dtmf"); b.dtmf != (DTMF{Digit: "5", Duration: 160 * time.Millisecond}) {
 			t.Fatalf("dtmf %+v", b)
 		}
 		_ = e.srv.Deliver("1005", DTMFEvent{CallID: id, DTMF: DTMF{Digit: "#", Duration: 80 * time.Millisecond}})
-		if m := c.expect(typeDTMF, ""); m.Digit != "#" || m.Duration != 80 {
+		if m := c.expect(TypeDTMF, ""); m.Digit != "#" || m.Duration != 80 {
 			t.Fatalf("dtmf %s", m)
 		}
-		c.requestError(typeCancel, map[string]any{"callId": id}, CodeInvalidState)
-		c.request(typeHangup, map[string]any{"callId": id, "reason": "done"})
+		c.requestError(TypeCancel, map[string]any{"callId": id}, CodeInvalidState)
+		c.request(TypeHangup, map[string]any{"callId": id, "reason": "done"})
 		if b := e.fb.next(t, "hangup"); b.callID != id || b.reason != "done" {
 			t.Fatalf("hangup %+v", b)
 		}
-		c.requestError(typeDTMF, map[string]any{"callId": id, "digit": "1"}, CodeUnknownCall)
+		c.requestError(TypeDTMF, map[string]any{"callId": id, "digit": "1"}, CodeUnknownCall)
 		if err := li.SendSDP(SessionDescription{Type: "offer", SDP: "x"}); err != ErrCallEnded {
 			t.Fatalf("SendSDP after hangup: %v", err)
 		}
@@ -125,14 +125,14 @@ func TestLocalInvitationHungUpBySIP(t *testing.T) {
 			t.Fatalf("Hangup while ringing: %v", err)
 		}
 		_ = li.Accepted("")
-		c.expect(typeLocalInvitation, string(LocalAcceptedByRemote))
+		c.expect(TypeLocalInvitation, string(LocalAcceptedByRemote))
 		if err := e.srv.Deliver("1005", HangupEvent{CallID: li.CallID(), Reason: "BYE"}); err != nil {
 			t.Fatal(err)
 		}
-		if m := c.expect(typeHangup, ""); m.Reason != "BYE" {
+		if m := c.expect(TypeHangup, ""); m.Reason != "BYE" {
 			t.Fatalf("hangup %s", m)
 		}
-		c.requestError(typeHangup, map[string]any{"callId": li.CallID()}, CodeUnknownCall)
+		c.requestError(TypeHangup, map[string]any{"callId": li.CallID()}, CodeUnknownCall)
 		if err := e.srv.Deliver("1005", HangupEvent{CallID: li.CallID()}); err != ErrUnknownCall {
 			t.Fatalf("second hangup: %v", err)
 		}
@@ -149,15 +149,15 @@ func TestLocalInvitationRefused(t *testing.T) {
 		defer c.close()
 		li := invite(t, e, c, "1001")
 		_ = li.Received(180)
-		c.expect(typeLocalInvitation, string(LocalReceivedByRemote))
+		c.expect(TypeLocalInvitation, string(LocalReceivedByRemote))
 		if err := li.Refused(486, "busy here"); err != nil {
 			t.Fatal(err)
 		}
-		m := c.expect(typeLocalInvitation, string(LocalRefusedByRemote))
+		m := c.expect(TypeLocalInvitation, string(LocalRefusedByRemote))
 		if m.SIPCode != 486 || m.Response != "busy here" {
 			t.Fatalf("event %s", m)
 		}
-		c.requestError(typeCancel, map[string]any{"callId": li.CallID()}, CodeUnknownCall)
+		c.requestError(TypeCancel, map[string]any{"callId": li.CallID()}, CodeUnknownCall)
 		if got := e.srv.Metrics().Snapshot().LocalOutcomes["REFUSED_BY_REMOTE"]; got != 1 {
 			t.Fatalf("refused outcomes %d", got)
 		}
@@ -173,10 +173,10 @@ func TestLocalInvitationCanceled(t *testing.T) {
 			li := invite(t, e, c, "1001")
 			if ring {
 				_ = li.Received(180)
-				c.expect(typeLocalInvitation, string(LocalReceivedByRemote))
+				c.expect(TypeLocalInvitation, string(LocalReceivedByRemote))
 			}
-			c.request(typeCancel, map[string]any{"callId": li.CallID()})
-			c.expect(typeLocalInvitation, string(LocalCanceled))
+			c.request(TypeCancel, map[string]any{"callId": li.CallID()})
+			c.expect(TypeLocalInvitation, string(LocalCanceled))
 			if b := e.fb.next(t, "cancel"); b.li != li || b.state != string(LocalCanceled) {
 				t.Fatalf("cancel %+v", b)
 			}
@@ -213,7 +213,7 @@ func TestLocalInvitationTimeouts(t *testing.T) {
 		sent = time.Now()
 		time.Sleep(29 * time.Second)
 		_ = li.Received(180)
-		c.expect(typeLocalInvitation, string(LocalReceivedByRemote))
+		c.expect(TypeLocalInvitation, string(LocalReceivedByRemote))
 		m = c.next(time.Minute)
 		if m.State != string(LocalFailure) || m.Code != string(InvitationExpire) || time.Since(sent) != 60*time.Second {
 			t.Fatalf("after %v: %s", time.Since(sent), m)
@@ -254,7 +254,7 @@ func TestLocalInvitationFailures(t *testing.T) {
 			if err := li.Fail(tc.code, tc.sipCode, "from SIP"); err != nil {
 				t.Fatal(err)
 			}
-			m := c.expect(typeLocalInvitation, string(LocalFailure))
+			m := c.expect(TypeLocalInvitation, string(LocalFailure))
 			if m.Code != string(tc.code) || m.SIPCode != tc.sipCode || m.Reason != "from SIP" {
 				t.Fatalf("event %s", m)
 			}
@@ -265,13 +265,13 @@ func TestLocalInvitationFailures(t *testing.T) {
 
 		// The backend refuses to place the call: an error reply, no invitation.
 		e.fb.onInvite = func(*LocalInvitation) error { return &Error{Code: CodeInvalidArgument, Message: "no route to 999"} }
-		m := c.requestError(typeInvite, map[string]any{"callee": "999"}, CodeInvalidArgument)
+		m := c.requestError(TypeInvite, map[string]any{"callee": "999"}, CodeInvalidArgument)
 		if m.Message != "no route to 999" {
 			t.Fatalf("error %s", m)
 		}
 		e.fb.next(t, "invite")
 		e.fb.onInvite = func(*LocalInvitation) error { return errors.New("sip: dial udp 10.0.0.1:5060: secret detail") }
-		if m := c.requestError(typeInvite, map[string]any{"callee": "999"}, CodeInternal); m.Message != "invite failed" {
+		if m := c.requestError(TypeInvite, map[string]any{"callee": "999"}, CodeInternal); m.Message != "invite failed" {
 			t.Fatalf("internal details leaked: %s", m)
 		}
 		e.fb.next(t, "invite")
@@ -281,14 +281,14 @@ func TestLocalInvitationFailures(t *testing.T) {
 			_ = li.Received(180)
 			return li.Fail(PeerOffline, 480, "")
 		}
-		id := c.send(typeInvite, map[string]any{"callee": "1001"})
+		id := c.send(TypeInvite, map[string]any{"callee": "1001"})
 		reply := c.next(time.Second)
-		if reply.Type != typeOK || reply.ID != id {
+		if reply.Type != TypeOK || reply.ID != id {
 			t.Fatalf("reply %s", reply)
 		}
 		e.fb.next(t, "invite")
 		for _, state := range []LocalState{LocalSentToRemote, LocalReceivedByRemote, LocalFailure} {
-			if m := c.expect(typeLocalInvitation, string(state)); m.CallID != reply.CallID {
+			if m := c.expect(TypeLocalInvitation, string(state)); m.CallID != reply.CallID {
 				t.Fatalf("event %s", m)
 			}
 		}
@@ -306,7 +306,7 @@ func TestCallLimit(t *testing.T) {
 		defer c.close()
 		invite(t, e, c, "1001")
 		invite(t, e, c, "1002")
-		c.requestError(typeInvite, map[string]any{"callee": "1003"}, CodeLimitExceeded)
+		c.requestError(TypeInvite, map[string]any{"callee": "1003"}, CodeLimitExceeded)
 		if _, err := e.srv.DeliverInvitation(IncomingInvitation{Caller: "x", Callee: "1005"}); err != ErrBusy {
 			t.Fatalf("DeliverInvitation to a full session: %v", err)
 		}

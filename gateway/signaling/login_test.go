@@ -17,25 +17,25 @@ func TestLogin(t *testing.T) {
 		c := e.dial()
 		defer c.close()
 
-		c.requestError(typeInvite, map[string]any{"callee": "1001"}, CodeNotLoggedIn)
+		c.requestError(TypeInvite, map[string]any{"callee": "1001"}, CodeNotLoggedIn)
 		bad := MakeToken([]byte("another secret"), "1005", time.Now().Add(time.Hour))
-		c.requestError(typeLogin, map[string]any{"token": bad}, CodeInvalidToken)
+		c.requestError(TypeLogin, map[string]any{"token": bad}, CodeInvalidToken)
 		expired := MakeToken(testSecret, "1005", time.Now().Add(-time.Second))
-		c.requestError(typeLogin, map[string]any{"token": expired}, CodeTokenExpired)
-		c.requestError(typeLogin, map[string]any{"token": "not a token"}, CodeInvalidToken)
+		c.requestError(TypeLogin, map[string]any{"token": expired}, CodeTokenExpired)
+		c.requestError(TypeLogin, map[string]any{"token": "not a token"}, CodeInvalidToken)
 
 		// The connection is kept after a failed login: a good token still works.
 		ok := c.login("1005")
 		if ok.User != "1005" || ok.SessionID == "" {
 			t.Fatalf("login reply %s", ok)
 		}
-		c.requestError(typeLogin, map[string]any{"token": MakeToken(testSecret, "1005", time.Now().Add(time.Hour))}, CodeInvalidState)
+		c.requestError(TypeLogin, map[string]any{"token": MakeToken(testSecret, "1005", time.Now().Add(time.Hour))}, CodeInvalidState)
 
-		c.request(typeLogout, nil)
+		c.request(TypeLogout, nil)
 		if s := e.fb.next(t, "sessionClosed").session; s.User() != "1005" {
 			t.Fatalf("closed session of %q", s.User())
 		}
-		c.requestError(typeInvite, map[string]any{"callee": "1001"}, CodeNotLoggedIn)
+		c.requestError(TypeInvite, map[string]any{"callee": "1001"}, CodeNotLoggedIn)
 		c.login("1006")
 		m := e.srv.Metrics().Snapshot()
 		if m.SessionsTotal != 2 || m.LoginFailures != 3 || m.Sessions != 1 {
@@ -50,7 +50,7 @@ func TestLoginFailuresClose(t *testing.T) {
 		defer e.close()
 		c := e.dial()
 		for range 3 {
-			c.requestError(typeLogin, map[string]any{"token": "x"}, CodeInvalidToken)
+			c.requestError(TypeLogin, map[string]any{"token": "x"}, CodeInvalidToken)
 		}
 		c.expectClosed(CloseLoginFailures)
 		c.close()
@@ -73,7 +73,7 @@ func TestLoginTimeout(t *testing.T) {
 		c = e.dial()
 		c.login("1005")
 		time.Sleep(time.Minute)
-		c.request(typeLogout, nil)
+		c.request(TypeLogout, nil)
 		e.fb.next(t, "sessionClosed")
 		c.expectClosed(CloseLoginTimeout)
 		c.close()
@@ -86,15 +86,15 @@ func TestSecondLoginKicksFirst(t *testing.T) {
 		defer e.close()
 		first := e.dial()
 		first.login("1005")
-		first.request(typeInvite, map[string]any{"callee": "1001"})
+		first.request(TypeInvite, map[string]any{"callee": "1001"})
 		li := e.fb.next(t, "invite").li
-		first.expect(typeLocalInvitation, string(LocalSentToRemote))
+		first.expect(TypeLocalInvitation, string(LocalSentToRemote))
 
 		second := e.dial()
 		defer second.close()
 		second.login("1005")
-		first.expect(typeKicked, "")
-		first.expect(typeLocalInvitation, string(LocalFailure))
+		first.expect(TypeKicked, "")
+		first.expect(TypeLocalInvitation, string(LocalFailure))
 		first.expectClosed(CloseKicked)
 		first.close()
 
@@ -107,7 +107,7 @@ func TestSecondLoginKicksFirst(t *testing.T) {
 			t.Fatal("a late 200 on a kicked session's invitation was accepted")
 		}
 		// The new session works.
-		second.request(typeInvite, map[string]any{"callee": "1001"})
+		second.request(TypeInvite, map[string]any{"callee": "1001"})
 		e.fb.next(t, "invite")
 		if m := e.srv.Metrics().Snapshot(); m.Kicked != 1 || m.Sessions != 1 || m.Calls != 1 {
 			t.Fatalf("metrics %+v", m)
@@ -163,7 +163,7 @@ func TestServerCloseEndsEverything(t *testing.T) {
 		e := newEnv(t)
 		c := e.dial()
 		c.login("1005")
-		c.request(typeInvite, map[string]any{"callee": "1001"})
+		c.request(TypeInvite, map[string]any{"callee": "1001"})
 		e.fb.next(t, "invite")
 		ri, err := e.srv.DeliverInvitation(IncomingInvitation{Caller: "1001", Callee: "2000"})
 		if err != nil {

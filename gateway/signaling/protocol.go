@@ -226,25 +226,26 @@ func (e CandidateEvent) eventCallID() string { return e.CallID }
 func (e DTMFEvent) eventCallID() string      { return e.CallID }
 func (e HangupEvent) eventCallID() string    { return e.CallID }
 
-// Message types on the wire. Requests go client -> gateway and carry an id; events go
-// gateway -> client; sdp, candidate, dtmf and hangup go both ways.
+// Message types on the wire (the "type" field), exported for clients written in Go. Requests
+// go client -> gateway and carry an id; events go gateway -> client; sdp, candidate, dtmf and
+// hangup go both ways.
 const (
-	typeLogin            = "login"
-	typeLogout           = "logout"
-	typeInvite           = "invite"
-	typeCancel           = "cancel"
-	typeReceived         = "received"
-	typeAccept           = "accept"
-	typeRefuse           = "refuse"
-	typeSDP              = "sdp"
-	typeCandidate        = "candidate"
-	typeDTMF             = "dtmf"
-	typeHangup           = "hangup"
-	typeOK               = "ok"
-	typeError            = "error"
-	typeLocalInvitation  = "localInvitation"
-	typeRemoteInvitation = "remoteInvitation"
-	typeKicked           = "kicked"
+	TypeLogin            = "login"
+	TypeLogout           = "logout"
+	TypeInvite           = "invite"
+	TypeCancel           = "cancel"
+	TypeReceived         = "received"
+	TypeAccept           = "accept"
+	TypeRefuse           = "refuse"
+	TypeSDP              = "sdp"
+	TypeCandidate        = "candidate"
+	TypeDTMF             = "dtmf"
+	TypeHangup           = "hangup"
+	TypeOK               = "ok"
+	TypeError            = "error"
+	TypeLocalInvitation  = "localInvitation"
+	TypeRemoteInvitation = "remoteInvitation"
+	TypeKicked           = "kicked"
 )
 
 // Outgoing wire messages.

@@ -118,7 +118,7 @@ func (ri *RemoteInvitation) Hangup(reason string, sipCode int) error {
 	if ri.state != RemoteAccepted && ri.state != RemoteAcceptSentToLocal {
 		return fmt.Errorf("%w: hangup in %s (use Cancel or Fail)", ErrIllegalTransition, ri.state)
 	}
-	ri.emitLocked(hangupMsg{Type: typeHangup, CallID: ri.id, Reason: reason, SIPCode: sipCode})
+	ri.emitLocked(hangupMsg{Type: TypeHangup, CallID: ri.id, Reason: reason, SIPCode: sipCode})
 	ri.detachLocked()
 	return nil
 }
@@ -130,7 +130,7 @@ func (ri *RemoteInvitation) moveLocked(to RemoteState, m remoteInvitationMsg) er
 	from := ri.state
 	ri.state = to
 	ri.code = m.Code
-	m.Type, m.CallID, m.Caller, m.State = typeRemoteInvitation, ri.id, ri.caller, to
+	m.Type, m.CallID, m.Caller, m.State = TypeRemoteInvitation, ri.id, ri.caller, to
 	if to == RemoteInvitationReceived {
 		m.Content, m.ChannelID, m.Description = ri.content, ri.channelID, ri.offer
 	}
@@ -206,7 +206,7 @@ func (ri *RemoteInvitation) endWithSession() func() {
 		_ = ri.moveLocked(RemoteFailure, remoteInvitationMsg{Code: NotLoggedIn})
 		return func() { ri.srv.backend.Abandon(ri) }
 	default: // accepted: SessionClosed covers it
-		ri.emitLocked(hangupMsg{Type: typeHangup, CallID: ri.id, Reason: "session closed"})
+		ri.emitLocked(hangupMsg{Type: TypeHangup, CallID: ri.id, Reason: "session closed"})
 		ri.detachLocked()
 		return nil
 	}

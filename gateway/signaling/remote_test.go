@@ -21,7 +21,7 @@ func ring(t *testing.T, e *testEnv, callee string) *RemoteInvitation {
 
 func expectInvitation(t *testing.T, c *client, ri *RemoteInvitation) {
 	t.Helper()
-	m := c.expect(typeRemoteInvitation, string(RemoteInvitationReceived))
+	m := c.expect(TypeRemoteInvitation, string(RemoteInvitationReceived))
 	if m.CallID != ri.CallID() || m.Caller != "1001" || m.Content != "call me" || m.ChannelID != "room-9" ||
 		m.Description == nil || m.Description.Type != "offer" {
 		t.Fatalf("invitation %s", m)
@@ -36,23 +36,23 @@ func TestRemoteInvitationAccepted(t *testing.T) {
 
 		ri := ring(t, e, "1005")
 		expectInvitation(t, c, ri)
-		c.request(typeReceived, map[string]any{"callId": ri.CallID()})
+		c.request(TypeReceived, map[string]any{"callId": ri.CallID()})
 		if b := e.fb.next(t, "ringing"); b.ri != ri {
 			t.Fatalf("ringing %+v", b)
 		}
-		c.request(typeReceived, map[string]any{"callId": ri.CallID()}) // idempotent
-		c.request(typeAccept, map[string]any{"callId": ri.CallID(), "response": "hi",
+		c.request(TypeReceived, map[string]any{"callId": ri.CallID()}) // idempotent
+		c.request(TypeAccept, map[string]any{"callId": ri.CallID(), "response": "hi",
 			"description": map[string]any{"type": "answer", "sdp": "v=0\r\n"}})
-		c.expect(typeRemoteInvitation, string(RemoteAcceptSentToLocal))
+		c.expect(TypeRemoteInvitation, string(RemoteAcceptSentToLocal))
 		b := e.fb.next(t, "accept")
 		if b.ri != ri || b.response != "hi" || b.desc == nil || b.desc.Type != "answer" || b.state != string(RemoteAcceptSentToLocal) {
 			t.Fatalf("accept %+v", b)
 		}
-		c.requestError(typeRefuse, map[string]any{"callId": ri.CallID()}, CodeInvalidState)
+		c.requestError(TypeRefuse, map[string]any{"callId": ri.CallID()}, CodeInvalidState)
 		if err := ri.Confirm(); err != nil {
 			t.Fatal(err)
 		}
-		c.expect(typeRemoteInvitation, string(RemoteAccepted))
+		c.expect(TypeRemoteInvitation, string(RemoteAccepted))
 		if err := ri.Cancel(""); !errors.Is(err, ErrIllegalTransition) {
 			t.Fatalf("Cancel after ACCEPTED: %v", err)
 		}
@@ -61,8 +61,8 @@ func TestRemoteInvitationAccepted(t *testing.T) {
 		}
 		// The established call: DTMF and hangup both ways.
 		_ = ri.SendDTMF(DTMF{Digit: "7", Duration: 100 * time.Millisecond})
-		c.expect(typeDTMF, "")
-		c.request(typeHangup, map[string]any{"callId": ri.CallID()})
+		c.expect(TypeDTMF, "")
+		c.request(TypeHangup, map[string]any{"callId": ri.CallID()})
 		e.fb.next(t, "hangup")
 		if err := ri.Hangup("", 0); err != ErrCallEnded {
 			t.Fatalf("Hangup after the client's: %v", err)
@@ -89,8 +89,8 @@ func TestRemoteInvitationRefused(t *testing.T) {
 			if tc.sent != nil {
 				fields["sipCode"] = tc.sent
 			}
-			c.request(typeRefuse, fields)
-			if m := c.expect(typeRemoteInvitation, string(RemoteRefused)); m.SIPCode != tc.want {
+			c.request(TypeRefuse, fields)
+			if m := c.expect(TypeRemoteInvitation, string(RemoteRefused)); m.SIPCode != tc.want {
 				t.Fatalf("event %s", m)
 			}
 			if b := e.fb.next(t, "refuse"); b.sipCode != tc.want || b.response != "not now" {
@@ -99,8 +99,8 @@ func TestRemoteInvitationRefused(t *testing.T) {
 		}
 		ri := ring(t, e, "1005")
 		expectInvitation(t, c, ri)
-		c.requestError(typeRefuse, map[string]any{"callId": ri.CallID(), "sipCode": 404}, CodeInvalidArgument)
-		c.requestError(typeHangup, map[string]any{"callId": ri.CallID()}, CodeInvalidState)
+		c.requestError(TypeRefuse, map[string]any{"callId": ri.CallID(), "sipCode": 404}, CodeInvalidArgument)
+		c.requestError(TypeHangup, map[string]any{"callId": ri.CallID()}, CodeInvalidState)
 	})
 }
 
@@ -114,10 +114,10 @@ func TestRemoteInvitationCanceledByCaller(t *testing.T) {
 		if err := ri.Cancel("caller hung up"); err != nil {
 			t.Fatal(err)
 		}
-		if m := c.expect(typeRemoteInvitation, string(RemoteCanceled)); m.Reason != "caller hung up" {
+		if m := c.expect(TypeRemoteInvitation, string(RemoteCanceled)); m.Reason != "caller hung up" {
 			t.Fatalf("event %s", m)
 		}
-		c.requestError(typeAccept, map[string]any{"callId": ri.CallID()}, CodeUnknownCall)
+		c.requestError(TypeAccept, map[string]any{"callId": ri.CallID()}, CodeUnknownCall)
 
 		// Canceled while waiting for the callee to log in: the callee never sees it.
 		ri = ring(t, e, "2000")
@@ -153,7 +153,7 @@ func TestRemoteInvitationTimeouts(t *testing.T) {
 		late := e.dial()
 		late.login("2000")
 		expectInvitation(t, late, ri)
-		late.request(typeReceived, map[string]any{"callId": ri.CallID()})
+		late.request(TypeReceived, map[string]any{"callId": ri.CallID()})
 		e.fb.next(t, "ringing")
 		late.close()
 		if b := e.fb.next(t, "abandon"); b.ri != ri || b.code != NotLoggedIn {
@@ -178,7 +178,7 @@ func TestRemoteInvitationTimeouts(t *testing.T) {
 		expectInvitation(t, c, ri)
 		start = time.Now()
 		time.Sleep(25 * time.Second)
-		c.request(typeReceived, map[string]any{"callId": ri.CallID()})
+		c.request(TypeReceived, map[string]any{"callId": ri.CallID()})
 		e.fb.next(t, "ringing")
 		m = c.next(time.Minute)
 		if m.Code != string(InvitationExpire) || time.Since(start) != 60*time.Second {
@@ -191,8 +191,8 @@ func TestRemoteInvitationTimeouts(t *testing.T) {
 		// Accepted but never confirmed (no ACK): ACCEPT_FAILURE after 32 s.
 		ri = ring(t, e, "1005")
 		expectInvitation(t, c, ri)
-		c.request(typeAccept, map[string]any{"callId": ri.CallID()})
-		c.expect(typeRemoteInvitation, string(RemoteAcceptSentToLocal))
+		c.request(TypeAccept, map[string]any{"callId": ri.CallID()})
+		c.expect(TypeRemoteInvitation, string(RemoteAcceptSentToLocal))
 		e.fb.next(t, "accept")
 		start = time.Now()
 		m = c.next(time.Minute)
@@ -218,9 +218,9 @@ func TestRemoteInvitationAcceptFailure(t *testing.T) {
 		e.fb.onAccept = func(*RemoteInvitation) error { return &Error{Code: CodeInternal, Message: "transport down"} }
 		ri := ring(t, e, "1005")
 		expectInvitation(t, c, ri)
-		c.request(typeAccept, map[string]any{"callId": ri.CallID()})
-		c.expect(typeRemoteInvitation, string(RemoteAcceptSentToLocal))
-		if m := c.expect(typeRemoteInvitation, string(RemoteFailure)); m.Code != string(AcceptFailure) || m.Reason != "transport down" {
+		c.request(TypeAccept, map[string]any{"callId": ri.CallID()})
+		c.expect(TypeRemoteInvitation, string(RemoteAcceptSentToLocal))
+		if m := c.expect(TypeRemoteInvitation, string(RemoteFailure)); m.Code != string(AcceptFailure) || m.Reason != "transport down" {
 			t.Fatalf("event %s", m)
 		}
 		e.fb.next(t, "accept")
@@ -229,13 +229,13 @@ func TestRemoteInvitationAcceptFailure(t *testing.T) {
 		// The backend reports the missing ACK itself.
 		ri = ring(t, e, "1005")
 		expectInvitation(t, c, ri)
-		c.request(typeAccept, map[string]any{"callId": ri.CallID()})
-		c.expect(typeRemoteInvitation, string(RemoteAcceptSentToLocal))
+		c.request(TypeAccept, map[string]any{"callId": ri.CallID()})
+		c.expect(TypeRemoteInvitation, string(RemoteAcceptSentToLocal))
 		e.fb.next(t, "accept")
 		if err := ri.Fail(AcceptFailure, 0, "no ACK"); err != nil {
 			t.Fatal(err)
 		}
-		c.expect(typeRemoteInvitation, string(RemoteFailure))
+		c.expect(TypeRemoteInvitation, string(RemoteFailure))
 		e.fb.expectNone(t)
 	})
 }

@@ -137,7 +137,7 @@ func (s *Session) invite(req request) *Error {
 		li.withdraw()
 		return s.srv.backendError("invite", err)
 	}
-	li.publish(okMsg{Type: typeOK, ID: req.ID, CallID: li.id})
+	li.publish(okMsg{Type: TypeOK, ID: req.ID, CallID: li.id})
 	return nil
 }
 
@@ -251,11 +251,11 @@ func (s *Session) media(req request) *Error {
 	}
 	var err error
 	switch req.Type {
-	case typeSDP:
+	case TypeSDP:
 		err = s.srv.backend.SDP(s.ctx, s, req.CallID, *req.Description)
-	case typeCandidate:
+	case TypeCandidate:
 		err = s.srv.backend.Candidate(s.ctx, s, req.CallID, req.Candidate)
-	case typeDTMF:
+	case TypeDTMF:
 		err = s.srv.backend.DTMF(s.ctx, s, req.CallID, req.DTMF)
 	}
 	if err != nil {

@@ -92,10 +92,10 @@ func FuzzMessage(f *testing.F) {
 		if req.Description != nil && !validText(req.Description.SDP, 1<<20) {
 			t.Fatal("accepted an SDP that is not UTF-8")
 		}
-		if req.Type == typeDTMF && (len(req.DTMF.Digit) != 1 || req.DTMF.Duration < MinDTMFDuration || req.DTMF.Duration > MaxDTMFDuration) {
+		if req.Type == TypeDTMF && (len(req.DTMF.Digit) != 1 || req.DTMF.Duration < MinDTMFDuration || req.DTMF.Duration > MaxDTMFDuration) {
 			t.Fatalf("accepted DTMF %+v", req.DTMF)
 		}
-		if req.Type == typeInvite && validUserID(req.Callee) != "" {
+		if req.Type == TypeInvite && validUserID(req.Callee) != "" {
 			t.Fatalf("accepted callee %q", req.Callee)
 		}
 	})

@@ -127,7 +127,7 @@ func (cl *Client) Call(ctx context.Context, callee string, opts ...CallOption) (
 	if err := pc.SetLocalDescription(offer); err != nil {
 		return fail(fmt.Errorf("webclient: offer: %w", err))
 	}
-	m := outMsg{Type: "invite", Callee: callee, Description: describe(pc.LocalDescription())}
+	m := outMsg{Type: signaling.TypeInvite, Callee: callee, Description: describe(pc.LocalDescription())}
 	for _, o := range opts {
 		o(&m)
 	}
@@ -135,7 +135,7 @@ func (cl *Client) Call(ctx context.Context, callee string, opts ...CallOption) (
 	c.invited = time.Now()
 	c.mu.Unlock()
 	_, err = cl.request(ctx, m, func(r inMsg) {
-		if r.Type != "ok" {
+		if r.Type != signaling.TypeOK {
 			return
 		}
 		c.mu.Lock()
@@ -345,7 +345,7 @@ func (c *Call) SendDTMFMessage(ctx context.Context, digit string, duration time.
 	if _, err := dtmfCode(digit); err != nil {
 		return err
 	}
-	if _, err := c.cl.request(ctx, outMsg{Type: "dtmf", CallID: c.ID(), Digit: digit, Duration: duration.Milliseconds()}, nil); err != nil {
+	if _, err := c.cl.request(ctx, outMsg{Type: signaling.TypeDTMF, CallID: c.ID(), Digit: digit, Duration: duration.Milliseconds()}, nil); err != nil {
 		return err
 	}
 	c.mu.Lock()
@@ -356,14 +356,14 @@ func (c *Call) SendDTMFMessage(ctx context.Context, digit string, duration time.
 
 // Cancel withdraws a placed call that is not answered yet; the CANCELED state follows.
 func (c *Call) Cancel(ctx context.Context) error {
-	_, err := c.cl.request(ctx, outMsg{Type: "cancel", CallID: c.ID()}, nil)
+	_, err := c.cl.request(ctx, outMsg{Type: signaling.TypeCancel, CallID: c.ID()}, nil)
 	return err
 }
 
 // Hangup ends an established call (ACCEPTED_BY_REMOTE, ACCEPT_SENT_TO_LOCAL or ACCEPTED) and
 // closes its media. A pending invitation is ended with Cancel or Invitation.Refuse instead.
 func (c *Call) Hangup(ctx context.Context, reason string) error {
-	_, err := c.cl.request(ctx, outMsg{Type: "hangup", CallID: c.ID(), Reason: reason}, nil)
+	_, err := c.cl.request(ctx, outMsg{Type: signaling.TypeHangup, CallID: c.ID(), Reason: reason}, nil)
 	switch {
 	case err == nil:
 		c.finish("local hangup")
@@ -429,7 +429,7 @@ func (c *Call) deliver(m inMsg) { c.enqueue(func() { c.handle(m) }) }
 
 func (c *Call) handle(m inMsg) {
 	switch m.Type {
-	case "localInvitation", "remoteInvitation":
+	case signaling.TypeLocalInvitation, signaling.TypeRemoteInvitation:
 		c.recordState(m)
 		if endsCall(m.State) {
 			reason := m.State
@@ -441,22 +441,22 @@ func (c *Call) handle(m inMsg) {
 			}
 			c.finish(reason)
 		}
-	case "sdp":
+	case signaling.TypeSDP:
 		if m.Description != nil {
 			if err := c.remoteDescription(*m.Description); err != nil {
 				c.log.Warn("webclient: remote description", "call", c.ID(), "type", m.Description.Type, "err", err)
 			}
 		}
-	case "candidate":
+	case signaling.TypeCandidate:
 		c.remoteCandidate(m.Candidate)
-	case "dtmf":
+	case signaling.TypeDTMF:
 		c.mu.Lock()
 		c.msgDTMF = append(c.msgDTMF, DTMFEvent{
 			At: time.Now(), Digit: m.Digit, Duration: time.Duration(m.Duration) * time.Millisecond,
 			Source: DTMFFromMessage, Ended: true,
 		})
 		c.mu.Unlock()
-	case "hangup":
+	case signaling.TypeHangup:
 		c.finish("hangup: " + m.Reason)
 	}
 }
@@ -573,7 +573,7 @@ func (c *Call) localCandidate(cand *webrtc.ICECandidate) {
 	}
 	id := c.id
 	c.mu.Unlock()
-	c.cl.post(outMsg{Type: "candidate", CallID: id, Candidate: raw})
+	c.cl.post(outMsg{Type: signaling.TypeCandidate, CallID: id, Candidate: raw})
 }
 
 // startTrickle: the gateway has the call and the client's description; send the candidates
@@ -585,7 +585,7 @@ func (c *Call) startTrickle() {
 	c.localCands = nil
 	c.mu.Unlock()
 	for _, raw := range cands {
-		c.cl.post(outMsg{Type: "candidate", CallID: id, Candidate: raw})
+		c.cl.post(outMsg{Type: signaling.TypeCandidate, CallID: id, Candidate: raw})
 	}
 }
 
@@ -663,7 +663,7 @@ func (c *Call) remoteDescription(d signaling.SessionDescription) error {
 	if err := pc.SetLocalDescription(answer); err != nil {
 		return err
 	}
-	c.cl.post(outMsg{Type: "sdp", CallID: c.ID(), Description: describe(pc.LocalDescription())})
+	c.cl.post(outMsg{Type: signaling.TypeSDP, CallID: c.ID(), Description: describe(pc.LocalDescription())})
 	return nil
 }
 

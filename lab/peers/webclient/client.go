@@ -386,7 +386,7 @@ func (cl *Client) dial(ctx context.Context) error {
 // Login logs in with token on the open connection. A refused login keeps the connection, so
 // another token may be tried (the gateway closes it after three failures).
 func (cl *Client) Login(ctx context.Context, token string) error {
-	reply, err := cl.request(ctx, outMsg{Type: "login", Token: token}, nil)
+	reply, err := cl.request(ctx, outMsg{Type: signaling.TypeLogin, Token: token}, nil)
 	if err != nil {
 		return err
 	}
@@ -402,7 +402,7 @@ func (cl *Client) Login(ctx context.Context, token string) error {
 
 // Logout ends the session (its calls end first) and keeps the connection.
 func (cl *Client) Logout(ctx context.Context) error {
-	_, err := cl.request(ctx, outMsg{Type: "logout"}, nil)
+	_, err := cl.request(ctx, outMsg{Type: signaling.TypeLogout}, nil)
 	if err == nil {
 		cl.mu.Lock()
 		cl.user, cl.sessionID = "", ""
@@ -546,7 +546,7 @@ func (cl *Client) request(ctx context.Context, m outMsg, onReply func(inMsg)) (i
 	}
 	select {
 	case r := <-p.reply:
-		if r.Type == "error" {
+		if r.Type == signaling.TypeError {
 			return r, &Error{Code: r.Code, Message: r.Message}
 		}
 		return r, nil
@@ -561,7 +561,7 @@ func (cl *Client) request(ctx context.Context, m outMsg, onReply func(inMsg)) (i
 // post sends m without waiting; an error reply is logged.
 func (cl *Client) post(m outMsg) {
 	p := &pendingRequest{onReply: func(r inMsg) {
-		if r.Type == "error" {
+		if r.Type == signaling.TypeError {
 			cl.log.Warn("webclient: request refused", "type", m.Type, "call", m.CallID, "code", r.Code, "message", r.Message)
 		}
 	}}
@@ -648,7 +648,7 @@ func (cl *Client) record(m inMsg, raw string) {
 
 func (cl *Client) dispatch(m inMsg) {
 	switch m.Type {
-	case "ok", "error":
+	case signaling.TypeOK, signaling.TypeError:
 		cl.mu.Lock()
 		p := cl.pending[m.ID]
 		delete(cl.pending, m.ID)
@@ -661,19 +661,19 @@ func (cl *Client) dispatch(m inMsg) {
 			if p.reply != nil {
 				p.reply <- m
 			}
-		case m.Type == "error":
+		case m.Type == signaling.TypeError:
 			cl.log.Warn("webclient: gateway error", "id", m.ID, "code", m.Code, "message", m.Message)
 		}
-	case "kicked":
+	case signaling.TypeKicked:
 		cl.log.Info("webclient: kicked", "reason", m.Reason)
-	case "localInvitation", "remoteInvitation", "sdp", "candidate", "dtmf", "hangup":
+	case signaling.TypeLocalInvitation, signaling.TypeRemoteInvitation, signaling.TypeSDP, signaling.TypeCandidate, signaling.TypeDTMF, signaling.TypeHangup:
 		cl.mu.Lock()
 		c := cl.calls[m.CallID]
 		cl.mu.Unlock()
 		switch {
 		case c != nil:
 			c.deliver(m)
-		case m.Type == "remoteInvitation" && m.State == string(signaling.RemoteInvitationReceived):
+		case m.Type == signaling.TypeRemoteInvitation && m.State == string(signaling.RemoteInvitationReceived):
 			cl.invited(m)
 		default:
 			cl.log.Debug("webclient: event for no call", "type", m.Type, "call", m.CallID)

@@ -25,7 +25,7 @@ func (inv *Invitation) Call() *Call { return inv.call }
 
 // Received acknowledges the invitation: the gateway then sends SIP 180 to the caller.
 func (inv *Invitation) Received(ctx context.Context) error {
-	_, err := inv.call.cl.request(ctx, outMsg{Type: "received", CallID: inv.call.ID()}, nil)
+	_, err := inv.call.cl.request(ctx, outMsg{Type: signaling.TypeReceived, CallID: inv.call.ID()}, nil)
 	return err
 }
 
@@ -40,7 +40,7 @@ func (inv *Invitation) Refuse(ctx context.Context, response string, sipCode int)
 	}
 	c.answered = true
 	c.mu.Unlock()
-	_, err := c.cl.request(ctx, outMsg{Type: "refuse", CallID: c.ID(), Response: response, SIPCode: sipCode}, nil)
+	_, err := c.cl.request(ctx, outMsg{Type: signaling.TypeRefuse, CallID: c.ID(), Response: response, SIPCode: sipCode}, nil)
 	return err
 }
 
@@ -81,7 +81,7 @@ func (c *Call) accept(ctx context.Context, response string) error {
 	c.mu.Lock()
 	offer := c.offer
 	c.mu.Unlock()
-	m := outMsg{Type: "accept", CallID: c.ID(), Response: response}
+	m := outMsg{Type: signaling.TypeAccept, CallID: c.ID(), Response: response}
 	if offer != nil {
 		if err := pc.SetRemoteDescription(webrtcDescription(*offer)); err != nil {
 			return fmt.Errorf("webclient: gateway offer: %w", err)
@@ -111,7 +111,7 @@ func (c *Call) accept(ctx context.Context, response string) error {
 		if err := pc.SetLocalDescription(o); err != nil {
 			return fmt.Errorf("webclient: offer: %w", err)
 		}
-		if _, err := c.cl.request(ctx, outMsg{Type: "sdp", CallID: c.ID(), Description: describe(pc.LocalDescription())}, nil); err != nil {
+		if _, err := c.cl.request(ctx, outMsg{Type: signaling.TypeSDP, CallID: c.ID(), Description: describe(pc.LocalDescription())}, nil); err != nil {
 			return err
 		}
 	}
