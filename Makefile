@@ -85,3 +85,15 @@ docker:
 # images/build-freeswitch.)
 images: docker
 	bash images/build-asterisk
+
+# Congestion-control tuning (README "Tuning congestion control"): `siprtc tune` over the default
+# sweep, 3 x 3 = gcc's initial bitrate (300k, 600k, 1M) x the NACK interval (50, 100, 200 ms) on
+# RFC 8867 5.1, 3 repetitions each, ranked by utilization with the queue delay p95 held under
+# 200 ms; about 15 s on two cores. The ranked table goes to stdout, report.html and results.json
+# to $(TUNE_OUT). TUNE_FLAGS replaces the sweep: make tune TUNE_FLAGS="--param pacer=leaky-bucket,none".
+TUNE_OUT   ?= reports/tune
+TUNE_FLAGS ?= --scenario rfc8867-5.1 --param gcc.initial=300k,600k,1M --param nack.interval=50ms,100ms,200ms \
+	--objective utilization --max-queue-p95 200ms
+.PHONY: tune
+tune: build
+	./bin/siprtc tune $(TUNE_FLAGS) --out $(TUNE_OUT)

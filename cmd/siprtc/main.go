@@ -8,6 +8,7 @@
 //	siprtc gateway check [--config F]   validate an rtx.conf, print the effective configuration
 //	siprtc gateway token --user U       make a client login token
 //	siprtc lab summarize [--dir D]      turn the suites' report into measurements.json and summary.txt
+//	siprtc tune --param N=V1,V2 ...     sweep gcc and repair settings on BWE scenarios, rank them
 //	siprtc report baseline --release V  keep a run's summary as reports/baselines/V.json
 //	siprtc report diff OLD NEW          values beyond their thresholds; exit 1 on a regression
 //	siprtc version                      print the version
@@ -36,6 +37,7 @@ func commands() []command {
 		{"pbx", "run the embedded PBX (subcommands: lint, gen-directory)", runPBX},
 		{"gateway", "the SIP <-> WebRTC gateway (subcommands: run, check, token)", runGateway},
 		{"lab", "the lab's reports (subcommand: summarize)", runLab},
+		{"tune", "sweep the sender's congestion control and repair settings, rank them", runTune},
 		{"report", "release baselines and regression diffs (subcommands: baseline, diff)", runReport},
 		{"version", "print the version and commit", runVersion},
 	}

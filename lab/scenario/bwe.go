@@ -165,6 +165,10 @@ type BWECase struct {
 	GatewayNACKRetries int
 	// ClientOptions are added to every client's options (after the case's own).
 	ClientOptions []webclient.Option
+	// Opus makes the calls' audio Opus end to end: the clients offer it first and the phones
+	// take nothing else (by default the audio is PCMU). RED (webclient.WithRED, with the
+	// gateway's [media] red=1) needs it.
+	Opus bool
 }
 
 // BWEResult is what a run measured. Rates are bit/s. Aggregate rates are the bottleneck's, on
@@ -675,7 +679,14 @@ func startBWEFlow(w *World, c BWECase, i int, spec BWEFlow) (*bweFlow, error) {
 	if c.Direction == BWEDownlink {
 		phoneLog = int(c.Duration.Seconds()+60) * 400
 	}
-	ph, err := w.Phone(phoneUser, sipphone.Video("VP8", c.PhoneVideo, 25), sipphone.PacketLogLimit(phoneLog))
+	phoneOpts := []sipphone.Option{sipphone.Video("VP8", c.PhoneVideo, 25), sipphone.PacketLogLimit(phoneLog)}
+	var ph *sipphone.Phone
+	var err error
+	if c.Opus {
+		ph, err = w.fecPhone(w.Host(HostPhone).Net, phoneUser, phoneOpts...)
+	} else {
+		ph, err = w.Phone(phoneUser, phoneOpts...)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -694,7 +705,12 @@ func startBWEFlow(w *World, c BWECase, i int, spec BWEFlow) (*bweFlow, error) {
 	}
 	opts = append(opts, c.ClientOptions...)
 	user := fmt.Sprint(firstBWEClient + i)
-	cl, err := w.NewClient(user, func(cfg *webclient.Config) { cfg.Video = true }, opts...)
+	cl, err := w.NewClient(user, func(cfg *webclient.Config) {
+		cfg.Video = true
+		if c.Opus {
+			cfg.Codecs = []string{"opus", "pcmu", "pcma"}
+		}
+	}, opts...)
 	if err != nil {
 		return nil, err
 	}
