@@ -3,6 +3,7 @@ package browser_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -64,53 +65,84 @@ func sampleRun(dir string) *reports.Run {
 	return back
 }
 
-var _ = Describe("the lab's HTML report in headless Chromium", Label("browser", "chromium", "report"), func() {
-	It("shows every chart with its data drawn", func(ctx SpecContext) {
-		bin := findChromium()
-		if bin == "" {
-			if strings.Contains(os.Getenv("LAB_REQUIRE"), "chromium") {
-				Fail("chromium not installed (LAB_REQUIRE contains chromium): apt-get install -y chromium")
-			}
-			Skip("chromium not installed: apt-get install -y chromium")
+// chartInfo is what the render check reads of one svg.chart.
+type chartInfo struct {
+	Title  string  `json:"title"`
+	Width  float64 `json:"width"`
+	Points int     `json:"points"`
+	Drawn  int     `json:"drawn"`
+}
+
+// renderedCharts opens an HTML file in headless Chromium and reads every chart as laid out:
+// its width, the points it claims, and how many of its series have a non-empty box (a line
+// with width and height, or markers). It returns the page's text too.
+func renderedCharts(ctx context.Context, file string) ([]chartInfo, string) {
+	bin := findChromium()
+	if bin == "" {
+		if strings.Contains(os.Getenv("LAB_REQUIRE"), "chromium") {
+			Fail("chromium not installed (LAB_REQUIRE contains chromium): apt-get install -y chromium")
 		}
+		Skip("chromium not installed: apt-get install -y chromium")
+	}
+	b, err := launchChromium(bin)
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(b.close)
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	Expect(b.open(cctx, "file://"+file)).To(Succeed())
+	pg := &page{b: b}
+	Expect(pg.until(cctx, 10*time.Second, `document.readyState === "complete"`)).To(Succeed())
+	var charts []chartInfo
+	Expect(b.eval(cctx, `[...document.querySelectorAll("svg.chart")].map(svg => ({
+		title: svg.getAttribute("aria-label"),
+		width: svg.getBoundingClientRect().width,
+		points: +svg.dataset.points,
+		drawn: [...svg.querySelectorAll(".series")].filter(s => { const b = s.getBBox(); return b.width > 0 && b.height > 0; }).length,
+	}))`, &charts)).To(Succeed())
+	var text string
+	Expect(b.eval(cctx, `document.body.innerText`, &text)).To(Succeed())
+	AddReportEntry("charts", charts)
+	return charts, text
+}
+
+func expectDrawn(charts []chartInfo) {
+	for _, c := range charts {
+		Expect(c.Width).To(BeNumerically(">", 300), c.Title)
+		Expect(c.Points).To(BeNumerically(">", 0), c.Title)
+		Expect(c.Drawn).To(BeNumerically(">", 0), "%s: no series drawn with a size", c.Title)
+	}
+}
+
+var _ = Describe("the lab's HTML reports in headless Chromium", Label("browser", "chromium", "report"), func() {
+	It("shows every chart of a run's report with its data drawn", func(ctx SpecContext) {
 		dir := GinkgoT().TempDir()
 		reportPath := filepath.Join(dir, "report.html")
 		Expect(sampleRun(dir).HTML().WriteHTMLFile(reportPath)).To(Succeed())
-
-		b, err := launchChromium(bin)
-		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(b.close)
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		Expect(b.open(cctx, "file://"+reportPath)).To(Succeed())
-		pg := &page{b: b}
-		Expect(pg.until(cctx, 10*time.Second, `document.readyState === "complete"`)).To(Succeed())
-
-		// Each chart: laid out with a size, and at least one drawn series whose box is not empty
-		// (a line with width and height, or markers).
-		var charts []struct {
-			Title  string  `json:"title"`
-			Width  float64 `json:"width"`
-			Points int     `json:"points"`
-			Drawn  int     `json:"drawn"`
-		}
-		Expect(b.eval(cctx, `[...document.querySelectorAll("svg.chart")].map(svg => ({
-			title: svg.getAttribute("aria-label"),
-			width: svg.getBoundingClientRect().width,
-			points: +svg.dataset.points,
-			drawn: [...svg.querySelectorAll(".series")].filter(s => { const b = s.getBBox(); return b.width > 0 && b.height > 0; }).length,
-		}))`, &charts)).To(Succeed())
-		AddReportEntry("charts", charts)
+		charts, text := renderedCharts(ctx, reportPath)
 		// Set-up CDF, NACK/RTX loss, FEC loss, BWE rates and BWE queue delay.
 		Expect(charts).To(HaveLen(5))
-		for _, c := range charts {
-			Expect(c.Width).To(BeNumerically(">", 300), c.Title)
-			Expect(c.Points).To(BeNumerically(">", 0), c.Title)
-			Expect(c.Drawn).To(BeNumerically(">", 0), "%s: no series drawn with a size", c.Title)
-		}
-		var text string
-		Expect(b.eval(cctx, `document.body.innerText`, &text)).To(Succeed())
+		expectDrawn(charts)
 		Expect(text).To(ContainSubstring("PASSED"))
 		Expect(text).To(ContainSubstring("rfc8867-5.1 client->gateway"))
 	})
+
+	It("shows every chart of a siprtc tune report (a real 2 x 1 sweep on RFC 8867 5.1) with one line per configuration", func(ctx SpecContext) {
+		if findChromium() == "" {
+			renderedCharts(ctx, "") // skips, or fails under LAB_REQUIRE
+		}
+		dir := GinkgoT().TempDir()
+		cmd := exec.CommandContext(ctx, "go", "run", "../../cmd/siprtc", "tune", "--scenario", "rfc8867-5.1",
+			"--param", "gcc.initial=300k,1M", "--repeat", "1", "--duration", "30s", "--out", dir)
+		out, err := cmd.CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), "%s", out)
+		AddReportEntry("tune", string(out))
+		charts, text := renderedCharts(ctx, filepath.Join(dir, "report.html"))
+		Expect(charts).NotTo(BeEmpty())
+		expectDrawn(charts)
+		for _, c := range charts {
+			Expect(c.Drawn).To(BeNumerically(">=", 2), "%s: one line per configuration", c.Title)
+		}
+		Expect(text).To(ContainSubstring("300k"))
+		Expect(text).To(ContainSubstring("1M"))
+	}, SpecTimeout(3*time.Minute))
 })
