@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -1191,27 +1188,10 @@ func (r BWEResult) Series(step time.Duration) BWESeries {
 // gatewayCounters reads the gateway's WebRTC-leg repair counters from its /metrics (live
 // calls and ended ones).
 func gatewayCounters(w *World) BWEGatewayCounters {
-	rec := httptest.NewRecorder()
-	w.Gateway().MetricsHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	var c BWEGatewayCounters
-	fields := map[string]*uint64{
-		"twcc_feedback_sent": &c.TWCCFeedbackSent, "nacks_received": &c.NACKsReceived,
-		"nacks_sent": &c.NACKsSent, "retransmissions": &c.Retransmissions,
-	}
-	for _, line := range strings.Split(rec.Body.String(), "\n") {
-		rest, ok := strings.CutPrefix(line, `siprtc_webrtc_repairs_total{type="`)
-		if !ok {
-			continue
-		}
-		name, value, ok := strings.Cut(rest, `"} `)
-		if p := fields[name]; ok && p != nil {
-			v, err := strconv.ParseFloat(strings.TrimSpace(value), 64)
-			if err == nil {
-				*p = uint64(v)
-			}
-		}
-	}
-	return c
+	m := scrapeGatewayMetrics(w)
+	get := func(name string) uint64 { return uint64(m[`siprtc_webrtc_repairs_total{type="`+name+`"}`]) }
+	return BWEGatewayCounters{TWCCFeedbackSent: get("twcc_feedback_sent"), NACKsReceived: get("nacks_received"),
+		NACKsSent: get("nacks_sent"), Retransmissions: get("retransmissions")}
 }
 
 // GCCIncrease is GCC's largest multiplicative increase of its rate per second
