@@ -243,22 +243,22 @@ func TestScriptElementsExist(t *testing.T) {
 // gateway/signaling) by who sends them. A new constant fails the test until the page handles
 // it and it is added here.
 var messageDirections = map[string]struct{ request, event bool }{
-	"typeLogin":            {request: true},
-	"typeLogout":           {request: true},
-	"typeInvite":           {request: true},
-	"typeCancel":           {request: true},
-	"typeReceived":         {request: true},
-	"typeAccept":           {request: true},
-	"typeRefuse":           {request: true},
-	"typeSDP":              {request: true, event: true},
-	"typeCandidate":        {request: true, event: true},
-	"typeDTMF":             {request: true, event: true},
-	"typeHangup":           {request: true, event: true},
-	"typeOK":               {event: true},
-	"typeError":            {event: true},
-	"typeLocalInvitation":  {event: true},
-	"typeRemoteInvitation": {event: true},
-	"typeKicked":           {event: true},
+	"TypeLogin":            {request: true},
+	"TypeLogout":           {request: true},
+	"TypeInvite":           {request: true},
+	"TypeCancel":           {request: true},
+	"TypeReceived":         {request: true},
+	"TypeAccept":           {request: true},
+	"TypeRefuse":           {request: true},
+	"TypeSDP":              {request: true, event: true},
+	"TypeCandidate":        {request: true, event: true},
+	"TypeDTMF":             {request: true, event: true},
+	"TypeHangup":           {request: true, event: true},
+	"TypeOK":               {event: true},
+	"TypeError":            {event: true},
+	"TypeLocalInvitation":  {event: true},
+	"TypeRemoteInvitation": {event: true},
+	"TypeKicked":           {event: true},
 }
 
 // signalingConsts parses gateway/signaling's source and returns its string constants by name,
@@ -322,7 +322,7 @@ func TestScriptSpeaksTheProtocol(t *testing.T) {
 
 	wantRequests, wantEvents := map[string]bool{}, map[string]bool{}
 	for name, c := range consts {
-		if !strings.HasPrefix(name, "type") || c[1] != "" {
+		if !strings.HasPrefix(name, "Type") || c[1] != "" {
 			continue
 		}
 		dir, ok := messageDirections[name]
