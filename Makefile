@@ -2,6 +2,7 @@
 # Every target builds or installs what it needs: Go modules come through the module proxy.
 
 GO       ?= go
+comma    := ,
 GINKGO   := $(GO) run github.com/onsi/ginkgo/v2/ginkgo
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
@@ -37,13 +38,18 @@ unit: deps
 # Ginkgo suites, through the ginkgo CLI pinned in go.mod; JUnit and JSON land in $(REPORTS).
 # Specs labelled gap assert what a correct implementation does and ours (or pion's gcc) does not
 # yet: they fail today and stay out of the default runs; LABEL_FILTER=gap runs them.
+# LAB_PBX picks the PBX backends the lab suites (interop, setup, arq, fec, bwe) run against:
+# embedded, asterisk, freeswitch, a comma-separated list, or all. make test leaves it unset: all,
+# a container backend that is unavailable (no Docker, no image) being skipped with its reason,
+# unless LAB_REQUIRE (comma-separated) names it (or docker): then it fails. make lab defaults
+# to embedded. See lab/pbx (pbx.EnvPBX) and images/README.md.
 LABEL_FILTER ?= !gap
 GINKGO_COMMON = -r --keep-going --junit-report=junit.xml --json-report=suites.json \
 	--output-dir=$(REPORTS) --label-filter='$(LABEL_FILTER)' $(if $(CI),--no-color) $(GINKGO_FLAGS)
 
 suites: deps
 	@mkdir -p $(REPORTS)
-	@status=0; $(GINKGO) $(GINKGO_COMMON) --race --timeout=15m ./suites || status=$$?; \
+	@status=0; $(if $(LAB_PBX),LAB_PBX="$(LAB_PBX)") $(GINKGO) $(GINKGO_COMMON) --race --timeout=15m ./suites || status=$$?; \
 	$(GO) run ./cmd/siprtc lab summarize --quiet --dir $(REPORTS) || [ $$status -ne 0 ] || status=1; \
 	exit $$status
 
@@ -52,16 +58,19 @@ test: fmt-check vet unit suites
 bench: deps
 	$(GO) test -run='^$$' -bench=. -benchmem -count=$(or $(BENCH_COUNT),1) $(RACE_PKGS)
 
-# The lab's main job on the embedded default PBX: runs the lab suites (the standard scenario
+# The lab's main job, on the embedded default PBX: runs the lab suites (the standard scenario
 # set, README "The lab run") on the emulated network in virtual time, then turns their report
 # into $(REPORTS)/measurements.json and summary.txt. Scenario files of your own:
-# make lab SCENARIOS="my.yaml other.yaml". The summary is written even when a suite fails; the
-# target then fails too.
+# make lab SCENARIOS="my.yaml other.yaml". Against a container PBX: make lab LAB_PBX=asterisk
+# (the suites' container matrix, in real time; it first runs `make images`, which starts Docker
+# and builds the image when they are missing); LAB_PBX=all runs both. The summary is written
+# even when a suite fails; the target then fails too.
 LAB_SUITES ?= $(wildcard suites/setup suites/arq suites/fec suites/bwe suites/scenarios)
-lab: build
+LAB_PBX_LAB = $(or $(LAB_PBX),embedded)
+lab: build $(if $(filter asterisk all,$(subst $(comma), ,$(LAB_PBX_LAB))),images)
 	@mkdir -p $(REPORTS)
 	@status=0; \
-	LAB_SCENARIOS="$(SCENARIOS)" $(GINKGO) $(GINKGO_COMMON) --timeout=30m $(LAB_SUITES) || status=$$?; \
+	LAB_PBX="$(LAB_PBX_LAB)" LAB_SCENARIOS="$(SCENARIOS)" $(GINKGO) $(GINKGO_COMMON) --timeout=30m $(LAB_SUITES) || status=$$?; \
 	./bin/siprtc lab summarize --dir $(REPORTS) || [ $$status -ne 0 ] || status=1; \
 	exit $$status
 

@@ -43,8 +43,8 @@ type options struct {
 	logger  *slog.Logger
 	stderr  io.Writer
 	sigOpts []signaling.Option
-	rtc     func(*rtc.Config)
-	sip     func(*sipua.Config)
+	rtc     []func(*rtc.Config)
+	sip     []func(*sipua.Config)
 	cdr     io.Writer
 }
 
@@ -65,12 +65,26 @@ func WithSignalingOptions(opts ...signaling.Option) Option {
 }
 
 // WithRTC adjusts the configuration of each call's PeerConnection after the gateway filled it
-// in from [media].
-func WithRTC(f func(*rtc.Config)) Option { return func(o *options) { o.rtc = f } }
+// in from [media] (and WithNet, WithLocalIP). Several WithRTC options compose: each function
+// runs, in the order the options were given, on what the previous ones left.
+func WithRTC(f func(*rtc.Config)) Option {
+	return func(o *options) {
+		if f != nil {
+			o.rtc = append(o.rtc, f)
+		}
+	}
+}
 
 // WithSIP adjusts the SIP user agent's configuration after the gateway filled it in from
-// [global], [sip], [proxy] and [rtm2sip] (ports, retry timers...).
-func WithSIP(f func(*sipua.Config)) Option { return func(o *options) { o.sip = f } }
+// [global], [sip], [proxy] and [rtm2sip] (ports, retry timers...). Several WithSIP options
+// compose, in the order they were given.
+func WithSIP(f func(*sipua.Config)) Option {
+	return func(o *options) {
+		if f != nil {
+			o.sip = append(o.sip, f)
+		}
+	}
+}
 
 // WithCDR writes each call's detail record, one JSON line per call, to w (default: the log).
 func WithCDR(w io.Writer) Option { return func(o *options) { o.cdr = w } }
@@ -173,8 +187,8 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 		}
 		sipCfg.TLS = tc
 	}
-	if g.opts.sip != nil {
-		g.opts.sip(&sipCfg)
+	for _, f := range g.opts.sip {
+		f(&sipCfg)
 	}
 	ua, err := sipua.New(sipCfg)
 	if err != nil {
@@ -198,8 +212,8 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 		rtcCfg.IPFilter = func(a netip.Addr) bool { return a == ip }
 		rtcCfg.IncludeLoopback = ip.IsLoopback()
 	}
-	if g.opts.rtc != nil {
-		g.opts.rtc(&rtcCfg)
+	for _, f := range g.opts.rtc {
+		f(&rtcCfg)
 	}
 	calls, err := call.New(call.Config{
 		UA: ua, RTC: rtcCfg, MediaNet: n, MediaIP: g.localIP,

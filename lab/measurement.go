@@ -3,6 +3,8 @@ package lab
 import (
 	"github.com/onsi/ginkgo/v2"
 
+	"github.com/siprtc/siprtc/lab/pbx"
+
 	"github.com/siprtc/siprtc/reports"
 )
 
@@ -17,10 +19,14 @@ const MeasurementEntry = reports.MeasurementEntry
 type Measurement = reports.Measurement
 
 // Record adds m to the running spec's report: printed with the spec (its String), and in the
-// JSON report that make lab turns into reports/latest.
+// JSON report that make lab turns into reports/latest. A measurement without a Backend is the
+// embedded PBX's; one without an "image" param gets its backend's (BackendParams).
 func Record(m Measurement) {
 	if m.Backend == "" {
-		m.Backend = "embedded"
+		m.Backend = string(pbx.BackendEmbedded)
+	}
+	if m.Params["image"] == "" {
+		m.Params = BackendParams(pbx.Backend(m.Backend), m.Params)
 	}
 	ginkgo.AddReportEntry(MeasurementEntry, m)
 }

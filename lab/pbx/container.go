@@ -109,14 +109,29 @@ func Available(b Backend) (ok bool, reason string) {
 // is what is missing).
 func RequireBackend(tb testing.TB, b Backend) {
 	tb.Helper()
-	ok, reason := Available(b)
-	if ok {
+	reason, required := Check(b)
+	if reason == "" {
 		return
 	}
-	if Required(string(b)) || Required("docker") && strings.Contains(reason, ErrDockerUnavailable.Error()) {
-		tb.Fatalf("%s backend required (%s=%q) but unavailable: %s", b, EnvRequire, os.Getenv(EnvRequire), reason)
+	if required {
+		tb.Fatal(reason)
 	}
-	tb.Skipf("%s backend unavailable: %s (set %s=%s to make this a failure)", b, reason, EnvRequire, b)
+	tb.Skip(reason)
+}
+
+// Check is RequireBackend's decision without a test (for Ginkgo specs, lab.UseBackend): it
+// returns "" when backend b is available; otherwise the message to skip or fail with, and
+// whether LAB_REQUIRE makes the absence a failure (it names the backend, or "docker" when
+// Docker is what is missing).
+func Check(b Backend) (message string, required bool) {
+	ok, reason := Available(b)
+	if ok {
+		return "", false
+	}
+	if Required(string(b)) || Required("docker") && strings.Contains(reason, ErrDockerUnavailable.Error()) {
+		return fmt.Sprintf("%s backend required (%s=%q) but unavailable: %s", b, EnvRequire, os.Getenv(EnvRequire), reason), true
+	}
+	return fmt.Sprintf("%s backend unavailable: %s (set %s=%s to make this a failure)", b, reason, EnvRequire, b), false
 }
 
 // fixHint is the command that provides a backend's image.

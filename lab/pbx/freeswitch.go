@@ -70,18 +70,9 @@ type FreeSWITCH struct {
 var _ PBX = (*FreeSWITCH)(nil)
 
 // ContainerPBX is what the container backends (Asterisk, FreeSWITCH) report beyond PBX, through
-// their control sockets (AMI, the event socket).
-type ContainerPBX interface {
-	PBX
-	// Registrations lists the registered contacts.
-	Registrations(ctx context.Context) ([]Registration, error)
-	// ActiveCalls counts the calls in progress.
-	ActiveCalls(ctx context.Context) (int, error)
-	// HangupAll hangs up every call.
-	HangupAll(ctx context.Context) error
-	// Logs is the container's output (the PBX's log).
-	Logs() string
-}
+// their control sockets (AMI, the event socket): Controlled, which the embedded PBX also
+// offers (Embedded.Control).
+type ContainerPBX = Controlled
 
 var (
 	_ ContainerPBX = (*Asterisk)(nil)

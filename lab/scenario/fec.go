@@ -122,8 +122,9 @@ func (c FECCase) Name() string {
 // WorldConfig is the emulated world of the case: the client link delays RTT/2 each way and
 // loses on the forward direction only; the gateway has RED and FlexFEC on ([media] red,
 // red_distance, flexfec, fec_media_packets, fec_packets), Opus first, and no NACK. Its
-// gateway.WithRTC option (the gateway keeps one: add no other) also taps the gateway's WebRTC
-// sockets for MeasureFEC.
+// gateway.WithRTC option (the gateway composes several: the world's own, with a container
+// PBX, runs first and sets the WebRTC leg's Net) also taps the gateway's WebRTC sockets for
+// MeasureFEC.
 func (c FECCase) WorldConfig() Config {
 	c = c.withDefaults()
 	fwd := netem.LinkConfig{Delay: netem.DelayModel{Base: c.RTT / 2}, Loss: c.Loss}

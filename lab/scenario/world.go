@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/siprtc/siprtc/gateway"
 	"github.com/siprtc/siprtc/gateway/config"
+	"github.com/siprtc/siprtc/gateway/rtc"
 	"github.com/siprtc/siprtc/gateway/signaling"
 	"github.com/siprtc/siprtc/gateway/sipua"
 	"github.com/siprtc/siprtc/lab"
@@ -44,7 +46,9 @@ const (
 	HostClient  = "client"
 )
 
-// Hosts lists the world's hosts in the order they get addresses (10.77.0.1, .2, ...).
+// Hosts lists the world's hosts in the order they get addresses on the emulated network
+// (10.77.0.1, .2, ...; with a container PBX only the gateway and the client are emulated, and
+// get the first two).
 var Hosts = []string{HostPBX, HostGateway, HostPhone, HostClient}
 
 // DefaultCodecs is the gateway's [media] codecs unless Config.Codecs says otherwise.
@@ -59,15 +63,37 @@ type Link struct {
 // Config describes a world. The zero value is an unimpaired world on loopback with the
 // embedded PBX.
 type Config struct {
-	// Emulated puts the world on the emulated network (run it inside lab.Virtual for virtual
-	// time); otherwise everything runs on 127.0.0.1 in real time and Links is unused.
+	// Emulated puts the world on the emulated network (In runs it inside lab.Virtual, in
+	// virtual time, unless its PBX is a container); otherwise everything runs on 127.0.0.1 in
+	// real time and Links is unused.
 	Emulated bool
+	// Backend is the PBX: pbx.BackendEmbedded (or "", the default) runs the embedded PBX in
+	// the test process, on the world's network; pbx.BackendAsterisk and pbx.BackendFreeSWITCH
+	// start a container (host networking, every socket on 127.0.0.1) serving the same ConfDir.
+	// A container runs in real time, so a world with one never runs in a synctest bubble (In
+	// runs it in real time, the emulated network on its real-time clock), and on the emulated
+	// network it is split: the PBX, the phone and the gateway's SIP and RTP leg are real
+	// (loopback), the client and the gateway's WebRTC leg and signalling are emulated, so the
+	// client's link is impaired as in any emulated world while no emulated address ever
+	// reaches a real socket. Links may then name only the client and the gateway.
+	Backend pbx.Backend
+	// PBXLogs, when set, gets a container PBX's output (its console log) when the world
+	// closes: the suites attach it to a failing spec's report (lab.KeepPBXLogs). With a
+	// shared PBX, only what it printed during the world's life.
+	PBXLogs func(b pbx.Backend, logs string)
+	// PBX, when set, is a running container PBX (StartPBX) the world uses instead of starting
+	// one, and leaves running: a suite shares one container among its specs, saving the
+	// container's start per spec. Its backend is the world's (Backend may be left empty). The
+	// world hangs up whatever call the PBX still holds before using it; registrations left by
+	// earlier worlds are replaced as the accounts register again (one contact per user).
+	PBX pbx.Controlled
 	// Seed seeds the emulated network's random models (0: netem's default).
 	Seed int64
 	// Links impairs hosts' links, by host name (HostClient, ...); absent hosts are perfect.
 	Links map[string]Link
-	// ConfDir is the FreeSWITCH configuration the embedded PBX loads; "" finds freeswitch/conf
-	// of the module the working directory is in.
+	// ConfDir is the FreeSWITCH configuration the PBX serves (the embedded PBX loads it, a
+	// container's configuration is made from it; a shared PBX has its own); "" finds
+	// freeswitch/conf of the module the working directory is in.
 	ConfDir string
 	// Codecs is the gateway's [media] codecs (DefaultCodecs when empty).
 	Codecs string
@@ -81,12 +107,14 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Host is one machine of a world: its network stack, address and stream dialer.
+// Host is one machine of a world: its network stack, address and stream dialer. With a
+// container PBX on the emulated network, the gateway host is its WebRTC side (the emulated
+// one); its SIP and RTP leg is on loopback.
 type Host struct {
 	Name  string
 	Net   transport.Net
 	IP    netip.Addr
-	Netem *netem.Host // nil on loopback
+	Netem *netem.Host // nil on loopback, and for the real hosts of a split world
 	Dial  webclient.DialFunc
 }
 
@@ -99,8 +127,13 @@ type World struct {
 	log      *slog.Logger
 	nw       *netem.Network
 	hosts    map[string]Host
-	pbx      *pbx.Embedded
+	pbx      pbx.Controlled
+	embedded *pbx.Embedded // nil with a container PBX
 	gw       *gateway.Gateway
+	// sipNet and sipIP are the gateway's SIP and RTP side: its host's, except in a split
+	// world (loopback).
+	sipNet   transport.Net
+	sipIP    netip.Addr
 	httpAddr string
 	secret   []byte
 	cdr      *LineBuffer
@@ -111,9 +144,23 @@ type World struct {
 	closers []func() error // the network and the PBX: closed after the gateway
 }
 
-// New builds and starts a world: network, embedded PBX, gateway (registered, serving
-// signalling). On error, whatever was started is stopped.
+// New builds and starts a world: network, PBX, gateway (registered, serving signalling). On
+// error, whatever was started is stopped.
 func New(cfg Config) (w *World, err error) {
+	if cfg.PBX != nil {
+		if cfg.Backend == "" {
+			cfg.Backend = cfg.PBX.Backend()
+		}
+		if cfg.PBX.Backend() != cfg.Backend || !pbx.IsContainer(cfg.Backend) {
+			return nil, fmt.Errorf("scenario: Config.PBX is a %s PBX, the world's backend %s: a shared PBX is a container of the world's backend", cfg.PBX.Backend(), cfg.Backend)
+		}
+	}
+	if cfg.Backend == "" {
+		cfg.Backend = pbx.BackendEmbedded
+	}
+	if !slices.Contains(pbx.Backends, cfg.Backend) {
+		return nil, fmt.Errorf("scenario: unknown PBX backend %q", cfg.Backend)
+	}
 	if cfg.Codecs == "" {
 		cfg.Codecs = DefaultCodecs
 	}
@@ -130,6 +177,9 @@ func New(cfg Config) (w *World, err error) {
 	for name := range cfg.Links {
 		if !isHost(name) {
 			return nil, fmt.Errorf("scenario: link for unknown host %q: the world's hosts are %s", name, strings.Join(Hosts, ", "))
+		}
+		if cfg.split() && !emulatedInSplit(name) {
+			return nil, fmt.Errorf("scenario: link for host %q: with the %s PBX (a container, on loopback) only the %s and %s links are emulated", name, cfg.Backend, HostClient, HostGateway)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -152,6 +202,27 @@ func New(cfg Config) (w *World, err error) {
 	}
 	return w, nil
 }
+
+// Virtual tells whether In runs the world in virtual time: on the emulated network with the
+// embedded PBX.
+func (cfg Config) Virtual() bool { return cfg.Emulated && !pbx.IsContainer(cfg.backend()) }
+
+// split: an emulated world with a container PBX (see Config.Backend).
+func (cfg Config) split() bool { return cfg.Emulated && pbx.IsContainer(cfg.backend()) }
+
+// backend is the world's PBX backend: Backend, else the shared PBX's, else the embedded one.
+func (cfg Config) backend() pbx.Backend {
+	switch {
+	case cfg.Backend != "":
+		return cfg.Backend
+	case cfg.PBX != nil:
+		return cfg.PBX.Backend()
+	}
+	return pbx.BackendEmbedded
+}
+
+// emulatedInSplit tells whether a host is on the emulated network in a split world.
+func emulatedInSplit(name string) bool { return name == HostClient || name == HostGateway }
 
 func isHost(name string) bool {
 	for _, h := range Hosts {
@@ -197,15 +268,16 @@ func (w *World) addPeer(f func() error) {
 }
 
 func (w *World) startNetwork() error {
+	std, err := stdnet.NewNet()
+	if err != nil {
+		return err
+	}
+	lo := netip.MustParseAddr("127.0.0.1")
+	for _, name := range Hosts {
+		w.hosts[name] = Host{Name: name, Net: std, IP: lo, Dial: (&net.Dialer{}).DialContext}
+	}
+	w.sipNet, w.sipIP = std, lo
 	if !w.cfg.Emulated {
-		std, err := stdnet.NewNet()
-		if err != nil {
-			return err
-		}
-		lo := netip.MustParseAddr("127.0.0.1")
-		for _, name := range Hosts {
-			w.hosts[name] = Host{Name: name, Net: std, IP: lo, Dial: (&net.Dialer{}).DialContext}
-		}
 		return nil
 	}
 	var opts []netem.Option
@@ -219,6 +291,9 @@ func (w *World) startNetwork() error {
 	w.nw = nw
 	w.addCloser(nw.Close)
 	for _, name := range Hosts {
+		if w.cfg.split() && !emulatedInSplit(name) {
+			continue // real: loopback
+		}
 		h, err := nw.AddHost(name, "")
 		if err != nil {
 			return err
@@ -233,23 +308,115 @@ func (w *World) startNetwork() error {
 		}
 		w.hosts[name] = Host{Name: name, Net: h.Net, IP: h.IP, Netem: h, Dial: h.Stream.DialContext}
 	}
+	if !w.cfg.split() {
+		gw := w.hosts[HostGateway]
+		w.sipNet, w.sipIP = gw.Net, gw.IP
+	}
 	return nw.Start()
 }
 
+// pbxStartTimeout bounds a container PBX's start (the image's start-up, SIP and the control
+// socket answering).
+const pbxStartTimeout = 2 * time.Minute
+
 func (w *World) startPBX() error {
 	h := w.hosts[HostPBX]
-	port := 0
-	if !w.cfg.Emulated {
-		port = pbx.AnyPort
+	log := w.log.With("who", "pbx")
+	switch w.cfg.Backend {
+	case pbx.BackendEmbedded:
+		port := 0
+		if !w.cfg.Emulated {
+			port = pbx.AnyPort
+		}
+		p, err := pbx.StartEmbedded(w.ctx, pbx.EmbeddedConfig{ConfDir: w.cfg.ConfDir, Net: h.Net, IP: h.IP,
+			SIPPort: port, Logger: log})
+		if err != nil {
+			return fmt.Errorf("scenario: pbx: %w", err)
+		}
+		w.embedded, w.pbx = p, p.Control()
+		w.addCloser(p.Close)
+		return nil
 	}
-	p, err := pbx.StartEmbedded(w.ctx, pbx.EmbeddedConfig{ConfDir: w.cfg.ConfDir, Net: h.Net, IP: h.IP,
-		SIPPort: port, Logger: w.log.With("who", "pbx")})
+	if p := w.cfg.PBX; p != nil {
+		return w.useShared(p)
+	}
+	p, err := StartPBX(w.ctx, w.cfg.Backend, w.cfg.ConfDir, log)
 	if err != nil {
-		return fmt.Errorf("scenario: pbx: %w", err)
+		return err
 	}
 	w.pbx = p
-	w.addCloser(p.Close)
+	w.addCloser(func() error {
+		err := p.Close()
+		if w.cfg.PBXLogs != nil {
+			w.cfg.PBXLogs(w.cfg.Backend, p.Logs())
+		}
+		return err
+	})
 	return nil
+}
+
+// useShared takes a running container PBX (Config.PBX): whatever call it still holds is hung
+// up first, and at close the world passes on only the output it printed meanwhile.
+func (w *World) useShared(p pbx.Controlled) error {
+	ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
+	defer cancel()
+	if err := p.HangupAll(ctx); err != nil {
+		return fmt.Errorf("scenario: the shared %s PBX: hang up what it holds: %w", w.cfg.Backend, err)
+	}
+	if err := waitEvery(ctx, 10*time.Second, 100*time.Millisecond, func() bool {
+		n, err := p.ActiveCalls(ctx)
+		return err == nil && n == 0
+	}); err != nil {
+		return fmt.Errorf("scenario: the shared %s PBX still holds calls: %w", w.cfg.Backend, err)
+	}
+	from := len(p.Logs())
+	w.pbx = p
+	w.addCloser(func() error {
+		if w.cfg.PBXLogs != nil {
+			logs := p.Logs()
+			if from <= len(logs) {
+				logs = logs[from:]
+			}
+			w.cfg.PBXLogs(w.cfg.Backend, logs)
+		}
+		return nil
+	})
+	return nil
+}
+
+// StartPBX starts a container PBX of backend b (pbx.BackendAsterisk, pbx.BackendFreeSWITCH) on
+// 127.0.0.1 serving the FreeSWITCH configuration confDir ("": FindConfDir), as a world does:
+// for Config.PBX, a container shared by several worlds. The caller closes it.
+func StartPBX(ctx context.Context, b pbx.Backend, confDir string, log *slog.Logger) (pbx.Controlled, error) {
+	if confDir == "" {
+		dir, err := FindConfDir()
+		if err != nil {
+			return nil, err
+		}
+		confDir = dir
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithTimeout(ctx, pbxStartTimeout)
+	defer cancel()
+	lo := netip.MustParseAddr("127.0.0.1")
+	var (
+		p   pbx.Controlled
+		err error
+	)
+	switch b {
+	case pbx.BackendAsterisk:
+		p, err = pbx.StartAsterisk(ctx, pbx.AsteriskConfig{ConfDir: confDir, IP: lo, Logger: log})
+	case pbx.BackendFreeSWITCH:
+		p, err = pbx.StartFreeSWITCH(ctx, pbx.FreeSWITCHConfig{ConfDir: confDir, IP: lo, Logger: log})
+	default:
+		return nil, fmt.Errorf("scenario: %q is not a container PBX backend", b)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("scenario: %s pbx: %w", b, err)
+	}
+	return p, nil
 }
 
 func (w *World) startGateway() error {
@@ -277,11 +444,11 @@ options_interval=5
 	}
 	h := w.hosts[HostGateway]
 	opts := []gateway.Option{
-		gateway.WithNet(h.Net), gateway.WithLocalIP(h.IP), gateway.WithLogger(w.log.With("who", "gateway")),
+		gateway.WithNet(w.sipNet), gateway.WithLocalIP(w.sipIP), gateway.WithLogger(w.log.With("who", "gateway")),
 		gateway.WithCDR(w.cdr),
 		gateway.WithSIP(func(c *sipua.Config) {
-			if !w.cfg.Emulated {
-				c.Port = 0
+			if w.sipIP.IsLoopback() {
+				c.Port = 0 // a free port, not 5060 of the machine
 			}
 			c.RetryMin, c.RetryMax = 500*time.Millisecond, 2*time.Second
 			c.Stagger = time.Millisecond
@@ -289,6 +456,17 @@ options_interval=5
 				w.cfg.SIP(c)
 			}
 		}),
+	}
+	if w.cfg.split() {
+		// The WebRTC leg on the emulated network, its candidates the emulated address only;
+		// Config.Gateway's own WithRTC options run after this one (a tap wraps the emulated
+		// Net).
+		vnet, ip := h.Net, h.IP
+		opts = append(opts, gateway.WithRTC(func(rc *rtc.Config) {
+			rc.Net = vnet
+			rc.IPFilter = func(a netip.Addr) bool { return a == ip }
+			rc.IncludeLoopback = false
+		}))
 	}
 	g, err := gateway.New(cfg, append(opts, w.cfg.Gateway...)...)
 	if err != nil {
@@ -374,8 +552,17 @@ func (w *World) Host(name string) Host { return w.hosts[name] }
 // Network is the emulated network, nil on loopback.
 func (w *World) Network() *netem.Network { return w.nw }
 
-// PBX is the world's PBX.
-func (w *World) PBX() *pbx.Embedded { return w.pbx }
+// PBX is the world's PBX, whatever its backend.
+func (w *World) PBX() pbx.Controlled { return w.pbx }
+
+// Embedded is the world's embedded PBX; nil with a container backend.
+func (w *World) Embedded() *pbx.Embedded { return w.embedded }
+
+// Backend is the world's PBX backend.
+func (w *World) Backend() pbx.Backend { return w.cfg.Backend }
+
+// Virtual tells whether the world runs in virtual time (Config.Virtual).
+func (w *World) Virtual() bool { return w.cfg.Virtual() }
 
 // Gateway is the world's gateway.
 func (w *World) Gateway() *gateway.Gateway { return w.gw }
@@ -455,13 +642,36 @@ func (w *World) NewClient(user string, edit func(*webclient.Config), opts ...web
 // first): for peers a caller builds itself.
 func (w *World) OnClose(f func() error) { w.addPeer(f) }
 
-// Quiesce waits until the gateway and the PBX hold no call.
+// Quiesce waits until the gateway and the PBX hold no call. A container PBX is asked through
+// its control socket, every 100 ms; a control socket that fails counts as calls held.
 func (w *World) Quiesce(d time.Duration) error {
-	return WaitFor(w.ctx, d, func() bool { return w.gw.ActiveCalls() == 0 && w.pbx.ActiveCalls() == 0 })
+	every := 10 * time.Millisecond
+	if pbx.IsContainer(w.cfg.Backend) {
+		every = 100 * time.Millisecond
+	}
+	var last error
+	err := waitEvery(w.ctx, d, every, func() bool {
+		if w.gw.ActiveCalls() != 0 {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(w.ctx, 5*time.Second)
+		defer cancel()
+		n, err := w.pbx.ActiveCalls(ctx)
+		last = err
+		return err == nil && n == 0
+	})
+	if err != nil && last != nil {
+		return fmt.Errorf("%w (the %s PBX's call count: %v)", err, w.cfg.Backend, last)
+	}
+	return err
 }
 
 // WaitFor polls cond every 10 ms until it holds or d has passed.
 func WaitFor(ctx context.Context, d time.Duration, cond func() bool) error {
+	return waitEvery(ctx, d, 10*time.Millisecond, cond)
+}
+
+func waitEvery(ctx context.Context, d, every time.Duration, cond func() bool) error {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -470,7 +680,7 @@ func WaitFor(ctx context.Context, d time.Duration, cond func() bool) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(every):
 		}
 	}
 	return nil
@@ -503,8 +713,9 @@ func (b *LineBuffer) Lines() []string {
 }
 
 // In builds a world from cfg, runs f in it and closes it: inside a testing/synctest bubble
-// (virtual time) when cfg.Emulated, in real time otherwise. t is the running test (a Ginkgo
-// suite keeps its TestXxx's t). f measures and returns; it must not fail t (see lab.Virtual).
+// (virtual time) when cfg.Virtual() (emulated, embedded PBX), in real time otherwise (loopback,
+// or a container PBX). t is the running test (a Ginkgo suite keeps its TestXxx's t). f
+// measures and returns; it must not fail t (see lab.Virtual).
 func In[T any](t *testing.T, cfg Config, f func(*World) (T, error)) (T, error) {
 	run := func() (T, error) {
 		var zero T
@@ -515,7 +726,7 @@ func In[T any](t *testing.T, cfg Config, f func(*World) (T, error)) (T, error) {
 		res, err := f(w)
 		return res, errors.Join(err, w.Close())
 	}
-	if cfg.Emulated {
+	if cfg.Virtual() {
 		return lab.Virtual(t, run)
 	}
 	return run()

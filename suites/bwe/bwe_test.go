@@ -11,6 +11,7 @@ import (
 
 	"github.com/siprtc/siprtc/lab"
 	"github.com/siprtc/siprtc/lab/metrics"
+	"github.com/siprtc/siprtc/lab/pbx"
 	"github.com/siprtc/siprtc/lab/scenario"
 )
 
@@ -58,6 +59,32 @@ func run(section string, dir scenario.BWEDirection) (scenario.BWECase, scenario.
 	return c, res, wall
 }
 
+// containerPhase is how much of RFC 8867 5.1 runs against a container PBX, in real time: its
+// first phase, 1 Mbit/s for 40 s (the reach, queue, loss, feedback and utilization bands of
+// 5.1 apply; there is no capacity change, so no reaction or convergence).
+const containerPhase = 40 * time.Second
+
+// runOn runs an RFC 8867 case against a backend: for a container PBX in real time, in the split
+// world (the client's link is the case's path; the PBX and the phones on loopback), for d (0:
+// the whole case).
+func runOn(b pbx.Backend, section string, dir scenario.BWEDirection, d time.Duration) (scenario.BWECase, scenario.BWEResult, time.Duration) {
+	lab.UseBackend(b)
+	c, err := scenario.RFC8867(section, dir)
+	Expect(err).NotTo(HaveOccurred())
+	if d > 0 {
+		c.Duration = d
+	}
+	cfg, err := c.Config()
+	Expect(err).NotTo(HaveOccurred())
+	cfg.Backend = b
+	cfg.PBXLogs = lab.KeepPBXLogs()
+	start := time.Now()
+	res, err := scenario.In(suiteT, cfg, func(w *scenario.World) (scenario.BWEResult, error) { return scenario.MeasureBWE(w, c) })
+	wall := time.Since(start)
+	Expect(err).NotTo(HaveOccurred(), "case %s %s against %s", section, dir, b)
+	return c, res, wall
+}
+
 func newMeasurement(c scenario.BWECase, res scenario.BWEResult, wall time.Duration) lab.Measurement {
 	flows := make([]string, len(res.Flows))
 	for i, f := range res.Flows {
@@ -71,12 +98,12 @@ func newMeasurement(c scenario.BWECase, res scenario.BWEResult, wall time.Durati
 		caps = append(caps, fmt.Sprintf("%v:%gMbps", e.From, e.Capacity/1e6))
 	}
 	return lab.Measurement{
-		Suite: "bwe", Case: fmt.Sprintf("%s %s", res.Case, res.Direction),
-		Params: map[string]string{
+		Suite: "bwe", Case: fmt.Sprintf("%s %s", res.Case, res.Direction), Backend: string(pbx.BackendEmbedded),
+		Params: lab.BackendParams(pbx.BackendEmbedded, map[string]string{
 			"direction": string(res.Direction), "duration": res.Duration.String(),
 			"flows_start": strings.Join(flows, ", "), "capacity": strings.Join(caps, " "),
-			"one_way_delay": "50ms", "queue": "300ms", "sample": res.Interval.String(),
-		},
+			"one_way_delay": "50ms", "queue": "300ms", "sample": res.Interval.String(), "time": "virtual",
+		}),
 		Values: map[string]float64{"wall_s": wall.Seconds(), "emulated_s": res.Duration.Seconds()},
 		Bounds: map[string]float64{},
 		Detail: res.Detail(),
@@ -270,6 +297,35 @@ var rfcCases = []rfcCase{
 }
 
 var _ = Describe("RFC 8867 congestion control through the gateway", Label("bwe"), func() {
+	for _, b := range lab.Backends() {
+		if !pbx.IsContainer(b) {
+			continue
+		}
+		Describe(fmt.Sprintf("5.1's first phase (1 Mbps, %v), client -> gateway, against %s (real time)", containerPhase, b), Ordered, func() {
+			var (
+				c    scenario.BWECase
+				res  scenario.BWEResult
+				wall time.Duration
+			)
+			BeforeAll(func() { c, res, wall = runOn(b, "5.1", scenario.BWEUplink, containerPhase) })
+
+			It("adapts the client's gcc to the capacity: reaches it, keeps the queue short and the link used", func() {
+				m := newMeasurement(c, res, wall)
+				m.Case += fmt.Sprintf(" first phase (%v)", containerPhase)
+				m.Backend = string(b)
+				m.Params = lab.BackendParams(b, m.Params)
+				m.Params["time"] = "real"
+				bweBands(&m, res, rfcCases[0].bands)
+				m.Values["reverse_loss"] = res.ReverseLoss.Rate
+				m.Values["gateway_retransmissions"] = float64(res.Gateway.Retransmissions)
+				lab.Record(m)
+				expectWithinBounds(m)
+			})
+		})
+	}
+	if !lab.Selected(pbx.BackendEmbedded) {
+		return
+	}
 	for _, rc := range rfcCases {
 		Describe(fmt.Sprintf("%s %s, client -> gateway", rc.section, rc.title), Ordered, ContinueOnFailure, func() {
 			var (

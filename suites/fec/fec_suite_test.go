@@ -75,10 +75,19 @@
 //     (1+4d)/B] = [1, 1.0625] for d = 1 (below: a frame missing; above: a block too many);
 //     with constant frames it is exactly the upper end.
 //
-// Every case records a lab.Measurement (suite "fec") with these values, their bounds and the
-// counts behind them (expected, lost, channel-lost, fixable, theory, sample sizes, the
-// channel's loss, packets on the wire), and the full scenario.FECResult as detail. The 14
-// cases take about 35 s with the race detector.
+// Against a container PBX (LAB_PBX; Asterisk here, FreeSWITCH when its image exists; skipped
+// with the reason when unavailable) two cells run in real time: Bernoulli 10% at 50 ms on both
+// paths, with a 10 s window, in the split world (scenario.Config.Backend). RED and FlexFEC live
+// on the WebRTC leg; Opus and VP8 cross Asterisk unchanged (the same codec on both of its
+// legs, sequence numbers kept), so the exactness check still maps the phone's packets to the
+// client's. Measured with Asterisk 22 under the race detector: missed and unexplained 0,
+// residual loss 0.6% audio and 2.6% video client -> gateway (bounds 3.3% and 6.5%), overheads
+// as on the embedded PBX (FlexFEC 0.48, RED 1.0625), about 18 s a cell.
+//
+// Every case records a lab.Measurement (suite "fec", Backend, and the "image" param) with these
+// values, their bounds and the counts behind them (expected, lost, channel-lost, fixable,
+// theory, sample sizes, the channel's loss, packets on the wire), and the full
+// scenario.FECResult as detail. The 14 embedded cases take about 35 s with the race detector.
 package fec_test
 
 import (

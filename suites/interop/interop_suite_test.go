@@ -3,6 +3,30 @@
 // loopback sockets in real time and over the lab's emulated network in virtual time (each
 // scenario in its own testing/synctest bubble, lab.Virtual). Every scenario builds its own
 // world (PBX, gateway, peers) and tears it down, so a failure never leaks into the next one.
+//
+// The loopback scenarios also run against each container PBX LAB_PBX selects (lab.Backends:
+// Asterisk 22 generated from the same freeswitch/conf by lab/pbx/astconf; FreeSWITCH 1.10 when
+// its image exists), in real time, one container per scenario; an unavailable backend's
+// scenarios are skipped with the reason (they fail when LAB_REQUIRE names it), and a failing
+// scenario's report carries the container's log. Where Asterisk legitimately differs from the
+// embedded PBX (which relays what the legs say, as FreeSWITCH's configuration makes it), the
+// spec asserts what Asterisk does, and says why:
+//
+//   - no codec in common: Asterisk transcodes (Opus is in the configuration's codec list, so
+//     codec_opus_open_source is loaded) and offers the gateway its own codecs: the gateway's
+//     SIP leg takes the phone's G.711 call as Opus, and what lacks a common codec is the
+//     client, whose refusal reaches the phone;
+//   - video key-frame requests: Asterisk turns the gateway's RTCP PLI and SIP INFO
+//     picture_fast_update alike into an RTCP FIR toward a VP8 phone, never an INFO;
+//   - DTMF: the gateway's SIP leg is Asterisk, which always negotiates telephone-event, so the
+//     gateway sends RFC 4733 and Asterisk converts (dtmf_mode=auto_info): the phone gets the
+//     same digits, by SIP INFO without telephone-event and RFC 4733 with it, and the phone's
+//     INFO reaches the gateway as RFC 4733;
+//   - hold: Asterisk answers the phone's re-INVITE itself (recvonly) and keeps the gateway's
+//     leg as it is; the audio flows again after the resume.
+//
+// The PBX link's outage (Registration) needs the PBX on the emulated network: the embedded PBX
+// only.
 package interop_test
 
 import (

@@ -15,6 +15,7 @@ import (
 
 	"github.com/siprtc/siprtc/gateway/signaling"
 	"github.com/siprtc/siprtc/gateway/sipua"
+	"github.com/siprtc/siprtc/lab/pbx"
 	"github.com/siprtc/siprtc/lab/peers/webclient"
 )
 
@@ -125,7 +126,7 @@ var _ = Describe("During a call", Label("interop"), func() {
 	for _, n := range networks {
 		Context("over "+n.name, func() {
 			DescribeTable("carries DTMF both ways",
-				func(telephoneEvent bool, wantINFO, wantRTP string) {
+				func(telephoneEvent bool, wantINFO, wantRTP string, overlap bool) {
 					rep, err := inWorld(n, func(w *world) (dtmfReport, error) {
 						var rep dtmfReport
 						phone, err := w.infoPhone("1001", telephoneEvent)
@@ -154,11 +155,21 @@ var _ = Describe("During a call", Label("interop"), func() {
 						if err := c.WaitConnected(ctx); err != nil {
 							return rep, err
 						}
+						if a, ok := w.pbx.(*pbx.Asterisk); ok { // TEMPDEBUG
+							_, _ = a.Command(ctx, "pjsip set logger on")
+						}
 						By("the client: a dtmf message, then RFC 4733 events in its audio")
 						if err := c.SendDTMFMessage(ctx, "5", 100*time.Millisecond); err != nil {
 							return rep, err
 						}
-						time.Sleep(300 * time.Millisecond)
+						// The in-band events start once the message's event is through: the phone has
+						// its digit, and the gateway's two repeated end packets (50 ms apart) are sent.
+						// Without the wait, the client's event can start while the gateway still sends
+						// the generated one, and the two overlap in the SIP stream (see overlap).
+						if !overlap {
+							_ = waitFor(ctx, 3*time.Second, func() bool { info, ev := phone.digits(); return len(info)+len(ev) >= 1 })
+							time.Sleep(300 * time.Millisecond)
+						}
 						// The gateway always offers the client telephone-event (browsers send DTMF
 						// in-band): without it on the SIP side, the bridge consumes the events and
 						// the gateway sends their digits as SIP INFO.
@@ -187,8 +198,21 @@ var _ = Describe("During a call", Label("interop"), func() {
 					Expect(rep.PhoneRTP).To(Equal(wantRTP))
 					Expect(rep.ClientGot).To(ContainElement(And(HaveField("Digit", "7"), HaveField("Source", webclient.DTMFFromMessage))))
 				},
-				Entry("the SIP side negotiated no telephone-event: dtmf messages and in-band events go as SIP INFO", false, "59#", ""),
-				Entry("the SIP side negotiated telephone-event: dtmf messages and in-band events go as RFC 4733", true, "", "59#"),
+				Entry("the SIP side negotiated no telephone-event: dtmf messages and in-band events go as SIP INFO", false, "59#", "", false),
+				Entry("the SIP side negotiated telephone-event: dtmf messages and in-band events go as RFC 4733", true, "", "59#", false),
+				// A known gap: the gateway generates a dtmf message's event on the SIP stream
+				// without regard to the client's in-band events it forwards there, so when the
+				// client starts one before the generated event's end packets are out, the two
+				// events overlap in one RTP stream, which RFC 4733 senders must not do: the
+				// generated event's last end packets follow the client's next event. Receivers
+				// then count a digit twice or lose one: measured "595#" at the phone behind the
+				// embedded PBX (which relays the packets), "55", "559#" and "59595#" behind
+				// Asterisk (which converts them to INFO or regenerates them). The gateway should
+				// end (or delay) its event when a forwarded one starts. Found with Asterisk, where
+				// the 300 ms the scenario used to leave between the two were not always enough
+				// under load.
+				Entry("overlapping: the client's in-band events start while the dtmf message's event is still sent (no telephone-event at the phone)", Label("gap"), false, "59#", "", true),
+				Entry("overlapping: the client's in-band events start while the dtmf message's event is still sent (telephone-event at the phone)", Label("gap"), true, "", "59#", true),
 			)
 
 			It("follows the phone's hold and resume (re-INVITE) and keeps the audio flowing after", func() {
@@ -244,7 +268,13 @@ var _ = Describe("During a call", Label("interop"), func() {
 					return rep, w.quiesce()
 				})
 				Expect(err).NotTo(HaveOccurred())
-				Expect(rep.HoldAnswer).To(ContainSubstring("a=recvonly"), "the gateway answers a hold (sendonly) with recvonly")
+				if n.asterisk() {
+					// Asterisk answers the phone's hold itself (its own SDP, session name
+					// "Asterisk") and keeps the gateway's leg up.
+					Expect(rep.HoldAnswer).To(And(ContainSubstring("a=recvonly"), ContainSubstring("s=Asterisk")), "Asterisk answers a hold (sendonly) with recvonly")
+				} else {
+					Expect(rep.HoldAnswer).To(ContainSubstring("a=recvonly"), "the gateway answers a hold (sendonly) with recvonly")
+				}
 				Expect(rep.ResumeAnswer).To(ContainSubstring("a=sendrecv"))
 				Expect(rep.ClientAfter-rep.ClientBefore).To(BeNumerically(">=", 40), "audio reaches the client after the resume")
 				Expect(rep.PhoneAfter-rep.PhoneBefore).To(BeNumerically(">=", 40), "audio reaches the phone after the resume")

@@ -79,7 +79,7 @@ func measureVideo(ctx context.Context, c *webclient.Call, pc *sipphone.Call) (vi
 	return rep, nil
 }
 
-func expectVideoBothWays(rep videoReport) {
+func expectVideoBothWays(n network, rep videoReport) {
 	GinkgoWriter.Printf("video: %+v\n", rep)
 	Expect(rep.PhoneCodec).To(Equal("VP8"))
 	Expect(rep.PhoneVideoPeer).To(Equal(rep.PBX), "video goes through the PBX's relay")
@@ -90,6 +90,14 @@ func expectVideoBothWays(rep videoReport) {
 	Expect(rep.PhoneKeyRx).To(BeNumerically(">", 0))
 	Expect(rep.ClientKeyRx).To(BeNumerically(">", 0))
 	Expect(rep.PhoneKeyRequests).To(BeNumerically(">", rep.PhoneKeyRequestsBeforePLI), "the client's PLI reaches the phone")
+	if n.asterisk() {
+		// Asterisk turns a key-frame request (the gateway's RTCP PLI and its SIP INFO
+		// picture_fast_update alike) into a video update of the other channel, which chan_pjsip
+		// sends to a VP8 (or H.264) stream as an RTCP FIR, never as an INFO: the phone gets the
+		// FIR counted above and no INFO. The embedded PBX relays both as they are.
+		Expect(rep.PhoneFastUpdates).To(Equal(rep.PhoneFastUpdatesBeforePLI), "Asterisk sends VP8 key-frame requests as RTCP FIR, not SIP INFO")
+		return
+	}
 	Expect(rep.PhoneFastUpdates).To(BeNumerically(">", rep.PhoneFastUpdatesBeforePLI), "the client's PLI reaches the phone as SIP INFO picture_fast_update")
 }
 
@@ -141,7 +149,7 @@ var _ = Describe("Video both ways", Label("interop"), func() {
 					return rep, c.Hangup(ctx, "bye")
 				})
 				Expect(err).NotTo(HaveOccurred())
-				expectVideoBothWays(rep)
+				expectVideoBothWays(n, rep)
 			})
 
 			It("carries VP8 from a SIP phone (0 + user) to a WebRTC client and back, and the client's PLI reaches the phone", func() {
@@ -175,7 +183,7 @@ var _ = Describe("Video both ways", Label("interop"), func() {
 					return rep, res.call.Hangup(ctx)
 				})
 				Expect(err).NotTo(HaveOccurred())
-				expectVideoBothWays(rep)
+				expectVideoBothWays(n, rep)
 			})
 		})
 	}

@@ -9,15 +9,18 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"sync"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
 	"github.com/pion/transport/v5"
 
 	"github.com/siprtc/siprtc/gateway"
 	"github.com/siprtc/siprtc/gateway/call"
 	"github.com/siprtc/siprtc/gateway/signaling"
 	"github.com/siprtc/siprtc/gateway/sipua"
+	"github.com/siprtc/siprtc/lab"
 	"github.com/siprtc/siprtc/lab/netem"
 	"github.com/siprtc/siprtc/lab/pbx"
 	"github.com/siprtc/siprtc/lab/peers/sipphone"
@@ -27,13 +30,39 @@ import (
 
 const confDir = "../../freeswitch/conf"
 
-// network is where a scenario runs.
+// network is where a scenario runs: the network, and the PBX.
 type network struct {
 	name     string
 	emulated bool
+	backend  pbx.Backend
 }
 
-var networks = []network{{"loopback", false}, {"the emulated network", true}}
+// asterisk tells whether the scenario runs against the Asterisk container.
+func (n network) asterisk() bool { return n.backend == pbx.BackendAsterisk }
+
+var (
+	embeddedLoopback = network{"loopback", false, pbx.BackendEmbedded}
+	embeddedEmulated = network{"the emulated network", true, pbx.BackendEmbedded}
+)
+
+// networks are where every scenario runs, for each PBX backend LAB_PBX selects (lab.Backends):
+// the embedded PBX on loopback (real time) and on the emulated network (virtual time); each
+// container PBX (Asterisk, FreeSWITCH when its image exists) on loopback, in real time. The
+// container runs are the embedded loopback scenarios against a real PBX: the emulated network
+// adds impairments, which the lab suites (setup, arq, fec, bwe) measure against the containers.
+// A container backend that is not available skips its scenarios with the reason (or fails them
+// when LAB_REQUIRE names it).
+var networks = func() []network {
+	var out []network
+	for _, b := range lab.Backends() {
+		if b == pbx.BackendEmbedded {
+			out = append(out, embeddedLoopback, embeddedEmulated)
+			continue
+		}
+		out = append(out, network{"loopback with the " + string(b) + " PBX", false, b})
+	}
+	return out
+}()
 
 // host is one machine of a world: its network stack, address and stream dialer.
 type host struct {
@@ -71,22 +100,36 @@ type world struct {
 	log      *slog.Logger
 	nw       *netem.Network
 	hosts    map[string]host
-	pbx      *pbx.Embedded
+	pbx      pbx.Controlled
+	backend  pbx.Backend
 	gw       *gateway.Gateway
 	httpAddr string
 }
 
 // inWorld builds a world, runs f in it and tears it down: in virtual time on the emulated
 // network, in real time on loopback. f measures and returns what the spec asserts outside.
+//
+// A container PBX's world skips the spec when the backend is unavailable (lab.UseBackend); it
+// uses the suite's shared container (sharedPBX), and what the container printed during the
+// spec is attached to the report when the spec fails.
 func inWorld[T any](n network, f func(w *world) (T, error), opts ...worldOption) (T, error) {
+	lab.UseBackend(n.backend)
 	log := logger()
-	cfg := scenario.Config{Emulated: n.emulated, Seed: 7, ConfDir: confDir, Logger: log}
+	cfg := scenario.Config{Emulated: n.emulated, Seed: 7, ConfDir: confDir, Logger: log, Backend: n.backend}
+	if pbx.IsContainer(n.backend) {
+		p, err := sharedPBX(n.backend)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		cfg.PBX, cfg.PBXLogs = p, lab.KeepPBXLogs()
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
 	return scenario.In(suiteT, cfg, func(sw *scenario.World) (T, error) {
 		w := &world{World: sw, emulated: n.emulated, ctx: sw.Context(), log: log, nw: sw.Network(),
-			hosts: map[string]host{}, pbx: sw.PBX(), gw: sw.Gateway(), httpAddr: sw.HTTPAddr()}
+			hosts: map[string]host{}, pbx: sw.PBX(), backend: n.backend, gw: sw.Gateway(), httpAddr: sw.HTTPAddr()}
 		for _, name := range scenario.Hosts {
 			h := sw.Host(name)
 			w.hosts[name] = host{net: h.Net, ip: h.IP, netem: h.Netem, dialer: h.Dial}
@@ -94,6 +137,38 @@ func inWorld[T any](n network, f func(w *world) (T, error), opts ...worldOption)
 		return f(w)
 	})
 }
+
+var (
+	sharedMu sync.Mutex
+	shared   = map[pbx.Backend]pbx.Controlled{}
+)
+
+// sharedPBX returns the suite's container of backend b, started on first use and closed after
+// the suite: the scenarios share one container per backend (its start would otherwise be a good
+// part of a short scenario's time), and each world hangs up whatever the container still holds
+// before using it (scenario.Config.PBX).
+func sharedPBX(b pbx.Backend) (pbx.Controlled, error) {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	if p, ok := shared[b]; ok {
+		return p, nil
+	}
+	p, err := scenario.StartPBX(context.Background(), b, confDir, logger().With("who", "pbx"))
+	if err != nil {
+		return nil, err
+	}
+	shared[b] = p
+	return p, nil
+}
+
+var _ = AfterSuite(func() {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	for b, p := range shared {
+		Expect(p.Close()).To(Succeed(), "closing the shared %s PBX", b)
+		delete(shared, b)
+	}
+})
 
 func logger() *slog.Logger {
 	level := slog.LevelWarn
@@ -164,6 +239,17 @@ func (w *world) records() []call.Record {
 
 // quiesce waits until the gateway and the PBX hold no call.
 func (w *world) quiesce() error { return w.Quiesce(10 * time.Second) }
+
+// pbxCalls is the PBX's count of calls in progress (-1 when its control socket fails).
+func (w *world) pbxCalls() int {
+	ctx, cancel := context.WithTimeout(w.ctx, 5*time.Second)
+	defer cancel()
+	n, err := w.pbx.ActiveCalls(ctx)
+	if err != nil {
+		return -1
+	}
+	return n
+}
 
 // waitFor polls cond every 10 ms until it holds or d has passed.
 func waitFor(ctx context.Context, d time.Duration, cond func() bool) error {

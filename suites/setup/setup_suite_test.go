@@ -25,8 +25,19 @@
 // One more case runs a WebRTC -> SIP set-up on loopback in real time, as a sanity check of the
 // measurement outside virtual time: its bound is the zero-RTT one plus 500 ms of real processing.
 //
-// Every case records a lab.Measurement (suite "setup"): the values above with their bounds,
-// the medians, the wall time, and the per-call instants as detail.
+// Against a container PBX (LAB_PBX; Asterisk here, FreeSWITCH when its image exists; skipped
+// with the reason when unavailable) the matrix is RTT {50, 200 ms} without loss, both
+// directions, 3 calls each, in real time: the world is split (scenario.Config.Backend), the
+// client's link emulated with the RTT while the PBX, the phone and the gateway's SIP leg are
+// real sockets on 127.0.0.1. The bounds are the same crossings plus 500 ms of real processing,
+// and <interval>_excess_ms records what real time added to the slowest call beyond the
+// crossings (virtual time makes it zero). Measured with Asterisk 22 under the race detector:
+// 25-41 ms (invite -> 200: 213 ms at 200 ms RTT where the embedded PBX's virtual run gives
+// exactly 200; connected 1025 ms against 1000), about 45 s for the four cases.
+//
+// Every case records a lab.Measurement (suite "setup", Backend, and the "image" param): the
+// values above with their bounds, the medians, the wall time, and the per-call instants as
+// detail.
 package setup_test
 
 import (

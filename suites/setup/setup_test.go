@@ -11,6 +11,7 @@ import (
 	"github.com/siprtc/siprtc/lab"
 	"github.com/siprtc/siprtc/lab/metrics"
 	"github.com/siprtc/siprtc/lab/netem"
+	"github.com/siprtc/siprtc/lab/pbx"
 	"github.com/siprtc/siprtc/lab/scenario"
 )
 
@@ -21,10 +22,12 @@ const (
 	// lossyCalls per case with loss: enough for the 95th percentile and the share of unhurt
 	// calls to mean something (see the suite's doc).
 	lossyCalls = 40
-	// loopbackSlack is the real processing time a loopback set-up may take on top of its
-	// (zero-RTT) bound: key generation, the DTLS handshake's ECDSA and the signalling, under
-	// the race detector on a shared 2-core machine.
-	loopbackSlack = 500 * time.Millisecond
+	// realTimeSlack is the real processing time a set-up in real time (on loopback, or with a
+	// container PBX) may take on top of its bound: key generation, the DTLS handshake's ECDSA,
+	// the signalling and the PBX, under the race detector on a shared 2-core machine.
+	realTimeSlack = 500 * time.Millisecond
+	// containerCalls per case against a container PBX: real time, so a few calls only.
+	containerCalls = 3
 )
 
 // setupCase is one cell of the matrix.
@@ -33,8 +36,16 @@ type setupCase struct {
 	rtt      time.Duration
 	loss     float64 // Bernoulli, each way on the client's link
 	loopback bool    // real time on 127.0.0.1: no emulated link at all
+	backend  pbx.Backend
 }
 
+// container: the case runs against a container PBX, in real time.
+func (c setupCase) container() bool { return pbx.IsContainer(c.backend) }
+
+// realTime: the case runs in real time (loopback, or a container PBX's world).
+func (c setupCase) realTime() bool { return c.loopback || c.container() }
+
+// name is the case as its measurement names it (Measurement.Backend says the PBX).
 func (c setupCase) name() string {
 	if c.loopback {
 		return fmt.Sprintf("%s on loopback (real time)", c.dir)
@@ -42,45 +53,65 @@ func (c setupCase) name() string {
 	return fmt.Sprintf("%s rtt=%v loss=%g%%", c.dir, c.rtt, 100*c.loss)
 }
 
+// title is the spec's text: the name, and the PBX when it is a container.
+func (c setupCase) title() string {
+	if c.container() {
+		return fmt.Sprintf("%s against %s (real time)", c.name(), c.backend)
+	}
+	return c.name()
+}
+
 // config is the case's world: the client link carries the round trip (half each way) and the
 // loss; the other links are perfect.
 func (c setupCase) config() scenario.Config {
 	if c.loopback {
-		return scenario.Config{}
+		return scenario.Config{Backend: c.backend}
 	}
 	l := netem.LinkConfig{Delay: netem.DelayModel{Base: c.rtt / 2}}
 	if c.loss > 0 {
 		l.Loss = netem.LossModel{Kind: netem.LossBernoulli, Rate: c.loss}
 	}
-	return scenario.Config{Emulated: true, Seed: 1, Links: map[string]scenario.Link{scenario.HostClient: {Up: l, Down: l}}}
+	return scenario.Config{Emulated: true, Seed: 1, Backend: c.backend,
+		Links: map[string]scenario.Link{scenario.HostClient: {Up: l, Down: l}}}
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // measure runs the case and turns it into the measurement the spec records and asserts.
 func measure(c setupCase) lab.Measurement {
+	lab.UseBackend(c.backend)
 	calls := losslessCalls
-	if c.loss > 0 {
+	switch {
+	case c.container():
+		calls = containerCalls
+	case c.loss > 0:
 		calls = lossyCalls
 	}
+	cfg := c.config()
+	if c.container() {
+		cfg.PBXLogs = lab.KeepPBXLogs()
+	}
 	start := time.Now()
-	res, err := scenario.In(suiteT, c.config(), func(w *scenario.World) (scenario.SetupResult, error) {
+	res, err := scenario.In(suiteT, cfg, func(w *scenario.World) (scenario.SetupResult, error) {
 		return scenario.MeasureSetup(w, c.dir, scenario.SetupOptions{Calls: calls})
 	})
 	wall := time.Since(start)
 	Expect(err).NotTo(HaveOccurred(), "case %s", c.name())
 	network := "emulated"
-	if c.loopback {
+	switch {
+	case c.loopback:
 		network = "loopback"
+	case c.container():
+		network = "emulated (real time: the client and the gateway's WebRTC leg; the PBX, the phone and the gateway's SIP leg on loopback)"
 	}
 	Expect(res.Calls).To(HaveLen(calls))
 
 	m := lab.Measurement{
-		Suite: "setup", Case: c.name(),
-		Params: map[string]string{
+		Suite: "setup", Case: c.name(), Backend: string(c.backend),
+		Params: lab.BackendParams(c.backend, map[string]string{
 			"direction": c.dir.String(), "rtt": c.rtt.String(), "loss": fmt.Sprint(c.loss),
 			"loss_model": "bernoulli", "calls": fmt.Sprint(calls), "network": network,
-		},
+		}),
 		Values: map[string]float64{"wall_s": wall.Seconds()},
 		Bounds: map[string]float64{},
 		Detail: res,
@@ -94,10 +125,16 @@ func measure(c setupCase) lab.Measurement {
 		}
 		sum := metrics.SummarizeDurations(ds)
 		b := iv.Bound(c.rtt)
-		if c.loopback {
-			b.Slack += loopbackSlack
+		if c.realTime() {
+			b.Slack += realTimeSlack
 		}
 		m.Values[iv.Name+"_p50_ms"] = ms(sum.P50)
+		if c.realTime() {
+			// What real time added to the slowest call: processing (and the container PBX)
+			// beyond the protocol's crossings, which virtual time makes zero.
+			crossings := iv.Bound(c.rtt)
+			m.Values[iv.Name+"_excess_ms"] = ms(sum.Max) - ms(time.Duration(crossings.RoundTrips)*crossings.RTT)
+		}
 		if c.loss == 0 {
 			m.Values[iv.Name+"_max_ms"], m.Bounds[iv.Name+"_max_ms"] = ms(sum.Max), ms(b.Limit())
 			m.Values[iv.Name+"_ratio"], m.Bounds[iv.Name+"_ratio"] = b.Ratio(sum.Max), 1
@@ -135,19 +172,34 @@ func expectWithinBounds(m lab.Measurement) {
 	}
 }
 
+// entries is the matrix, for each backend LAB_PBX selects. The embedded PBX: RTT {0, 50, 200,
+// 400 ms} x loss {0, 2%} x both directions in virtual time, and one loopback call in real time.
+// A container PBX (Asterisk; FreeSWITCH when its image exists) runs in real time, so its matrix
+// is small: RTT {50, 200 ms} without loss, both directions, containerCalls calls each, in the
+// split world (scenario.Config.Backend), with the bounds plus realTimeSlack.
 func entries() []TableEntry {
 	var out []TableEntry
-	for _, loss := range []float64{0, 0.02} {
-		for _, rtt := range []time.Duration{0, 50 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
-			for _, dir := range []scenario.Direction{scenario.WebRTCToSIP, scenario.SIPToWebRTC} {
-				c := setupCase{dir: dir, rtt: rtt, loss: loss}
-				out = append(out, Entry(c.name(), c))
+	add := func(c setupCase) { out = append(out, Entry(c.title(), c)) }
+	for _, b := range lab.Backends() {
+		if pbx.IsContainer(b) {
+			for _, rtt := range []time.Duration{50 * time.Millisecond, 200 * time.Millisecond} {
+				for _, dir := range []scenario.Direction{scenario.WebRTCToSIP, scenario.SIPToWebRTC} {
+					add(setupCase{dir: dir, rtt: rtt, backend: b})
+				}
+			}
+			continue
+		}
+		for _, loss := range []float64{0, 0.02} {
+			for _, rtt := range []time.Duration{0, 50 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond} {
+				for _, dir := range []scenario.Direction{scenario.WebRTCToSIP, scenario.SIPToWebRTC} {
+					add(setupCase{dir: dir, rtt: rtt, loss: loss, backend: b})
+				}
 			}
 		}
+		// A sanity check of the same measurement in real time: the bound is the zero-RTT one
+		// plus realTimeSlack of real processing.
+		add(setupCase{dir: scenario.WebRTCToSIP, loopback: true, backend: b})
 	}
-	// A sanity check of the same measurement in real time: the bound is the zero-RTT one plus
-	// loopbackSlack of real processing.
-	out = append(out, Entry(setupCase{dir: scenario.WebRTCToSIP, loopback: true}.name(), setupCase{dir: scenario.WebRTCToSIP, loopback: true}))
 	return out
 }
 

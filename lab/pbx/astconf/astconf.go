@@ -209,6 +209,38 @@ var codecNames = map[string]struct {
 	"OPUS": {"opus", []string{"codec_opus_open_source.so", "res_format_attr_opus.so"}},
 }
 
+// videoFormats are the video formats every endpoint allows, passed through (Asterisk does not
+// transcode video), and their format attribute modules.
+var videoFormats = []struct{ name, module string }{
+	{"vp8", "res_format_attr_vp8.so"},
+	{"h264", "res_format_attr_h264.so"},
+}
+
+// videoCodecs are the video formats the endpoints allow. FreeSWITCH's codec list is audio only
+// here, yet the embedded PBX relays a bridged call's video m-lines as they are offered (it
+// anchors their RTP): Asterisk allows VP8 and H.264 for the same calls to carry video.
+func (g *gen) videoCodecs() []string {
+	prefs, pos := g.prof.Param("inbound-codec-prefs", ""), g.prof.ParamPos["inbound-codec-prefs"]
+	if prefs == "" {
+		prefs, pos = g.conf.Vars["global_codec_prefs"], g.conf.VarPos["global_codec_prefs"]
+	}
+	var out []string
+	for _, v := range videoFormats {
+		if !strings.Contains(strings.ToLower(prefs), v.name) {
+			out = append(out, v.name)
+		}
+		g.need(v.module)
+	}
+	if len(out) > 0 {
+		g.note(pos, "the codec list names no %s: the embedded PBX relays a bridged call's video m-lines as offered, so Asterisk allows them too (passed through, never transcoded)", strings.Join(out, ", "))
+	}
+	out = out[:0]
+	for _, v := range videoFormats {
+		out = append(out, v.name)
+	}
+	return out
+}
+
 // codecs translates the profile's codec list (inbound-codec-prefs, else global_codec_prefs).
 func (g *gen) codecs() []string {
 	prefs := g.prof.Param("inbound-codec-prefs", "")

@@ -163,7 +163,7 @@ func TestDeploymentRules(t *testing.T) {
 	pj := string(out.Files["pjsip.conf"])
 	for _, want := range []string{
 		"bind=127.0.0.1:5160", "100rel=yes", "direct_media=no", "rtp_symmetric=yes", "force_rport=yes",
-		"media_address=127.0.0.1", "context=default", "allow=opus,g722,ulaw,alaw",
+		"media_address=127.0.0.1", "context=default", "allow=opus,g722,ulaw,alaw,vp8,h264", "dtmf_mode=auto_info",
 		"[acl-domains]\ntype=acl\ndeny=0.0.0.0/0.0.0.0\npermit=127.0.0.0/8\npermit=10.77.0.0/16\n",
 	} {
 		if !strings.Contains(pj, want) {
@@ -175,7 +175,9 @@ func TestDeploymentRules(t *testing.T) {
 		t.Error("modules.conf does not say autoload=no")
 	}
 	for _, m := range []string{"chan_pjsip.so", "res_pjsip_pubsub.so", "res_pjsip_session.so", "pbx_config.so", "app_dial.so",
-		"app_stack.so", "res_pjsip_header_funcs.so", "app_echo.so", "codec_ulaw.so", "res_rtp_asterisk.so", "res_sorcery_astdb.so"} {
+		"app_stack.so", "res_pjsip_header_funcs.so", "app_echo.so", "codec_ulaw.so", "res_rtp_asterisk.so", "res_sorcery_astdb.so",
+		// the caller's number in From (else "anonymous"), INFO DTMF, the video formats
+		"res_pjsip_caller_id.so", "res_pjsip_dtmf_info.so", "res_format_attr_vp8.so", "res_format_attr_h264.so"} {
 		if !strings.Contains(mods, "load => "+m+"\n") {
 			t.Errorf("modules.conf does not load %s", m)
 		}
@@ -185,8 +187,8 @@ func TestDeploymentRules(t *testing.T) {
 			t.Errorf("modules.conf loads %s, which nothing uses", m)
 		}
 	}
-	if got := out.Notes; len(got) != 2 || !strings.Contains(got[0]+got[1], `"unloop"`) {
-		t.Errorf("notes %q: want the apply-inbound-acl difference and the untranslated unloop", got)
+	if got := out.Notes; len(got) != 3 || !strings.Contains(strings.Join(got, "\n"), `"unloop"`) || !strings.Contains(strings.Join(got, "\n"), "no vp8, h264") {
+		t.Errorf("notes %q: want the apply-inbound-acl difference, the video formats and the untranslated unloop", got)
 	}
 	if !strings.Contains(string(out.Files["manager.conf"]), "bindaddr=127.0.0.1\nport=5138\n") {
 		t.Error("manager.conf does not listen on 127.0.0.1:5138")

@@ -22,7 +22,13 @@ func (g *gen) pjsip() error {
 		"res_pjsip.so", "res_pjsip_session.so", "res_pjsip_pubsub.so", "chan_pjsip.so",
 		"res_pjsip_authenticator_digest.so", "res_pjsip_endpoint_identifier_user.so",
 		"res_pjsip_registrar.so", "res_pjsip_sdp_rtp.so", "res_rtp_asterisk.so", "res_pjsip_nat.so",
-		"res_pjsip_acl.so")
+		"res_pjsip_acl.so",
+		// The caller's number from the From header of its INVITE, and in the From of the
+		// callee's: without it Asterisk calls from "anonymous" (FreeSWITCH passes the caller's
+		// own number: the directory sets no effective_caller_id).
+		"res_pjsip_caller_id.so",
+		// SIP INFO DTMF (application/dtmf-relay) in and out (dtmf_mode=auto_info).
+		"res_pjsip_dtmf_info.so")
 	ip := g.opts.IP.String()
 	domain := g.out.Domain
 	fmt.Fprintf(&b, "[global]\ntype=global\nuser_agent=siprtc-asterisk\n; FreeSWITCH challenges with the directory domain as the realm.\ndefault_realm=%s\n\n", value(domain))
@@ -33,7 +39,7 @@ func (g *gen) pjsip() error {
 	g.acls(&b)
 
 	ctx := g.prof.Param("context", "public")
-	codecs := g.codecs()
+	codecs := append(g.codecs(), g.videoCodecs()...)
 	rel := "no"
 	if g.prof.Bool("enable-100rel", false) {
 		rel = "yes"
@@ -58,7 +64,9 @@ force_rport=yes
 rewrite_contact=yes
 media_address=%[1]s
 bind_rtp_to_media_address=yes
-dtmf_mode=rfc4733
+; RFC 4733 with a leg that negotiated telephone-event, SIP INFO with one that did not: what a
+; caller's DTMF becomes at the callee when the PBX passes the legs' SDP through (the embedded PBX).
+dtmf_mode=auto_info
 ice_support=no
 
 [siprtc-auth](!)
