@@ -134,7 +134,7 @@ func injectHere(at *Writer) Handler {
 func rewrite(r *rewriter) Handler {
 	return Filter(func(p *Packet) error {
 		if p.Generated {
-			r.inject(&p.Header)
+			r.inject(&p.Header, p.Arrival, p.codec.clock)
 			return nil
 		}
 		clock := p.codec.clock

@@ -107,10 +107,16 @@ func (r *rewriter) nowTS(at time.Time, clockRate uint32) uint32 {
 }
 
 // inject takes the next sequence number for a packet the bridge makes itself (a DTMF event);
-// the sources' packets after it shift by one.
-func (r *rewriter) inject(h *rtp.Header) {
+// the sources' packets after it shift by one. When the packet starts the output (nothing was
+// sent yet: a digit sent before the first media packet), its sequence number and timestamp,
+// at time at on a clockRate clock, are where the output starts: the first source continues
+// from them (sequence +1, timestamp advanced by the wall time since), as from any packet sent.
+// Without that, the first source kept its own timestamps, unrelated to the event's, and a
+// receiver that orders events by timestamp (Asterisk) took every later event for an old one.
+func (r *rewriter) inject(h *rtp.Header, at time.Time, clockRate uint32) {
 	if !r.sent {
 		r.sent, r.lastSeq = true, h.SequenceNumber // the caller's random start
+		r.lastTS, r.lastAt, r.clockRate = h.Timestamp, at, clockRate
 	} else {
 		r.lastSeq++
 		h.SequenceNumber = r.lastSeq

@@ -52,10 +52,44 @@ func TestRewriterTrackChange(t *testing.T) {
 	}
 	// An injected packet takes the next number; the source's next packet follows it.
 	var h rtp.Header
-	r.inject(&h)
+	r.inject(&h, at.Add(35*time.Millisecond), 8000)
 	must(t, feed(pkt(2, 11, 777+320, at.Add(40*time.Millisecond))))
 	if h.SequenceNumber != 109 || out[9].SequenceNumber != 110 {
 		t.Errorf("injected %d then source %d, want 109 then 110", h.SequenceNumber, out[9].SequenceNumber)
+	}
+}
+
+// TestRewriterEventFirst: a DTMF event generated before the first media packet starts the
+// output; the first source then continues after it, in sequence and in time, so later events
+// are newer than it (found with Asterisk, which dropped every event of the client after such a
+// digit: the output's timestamps fell from the event's random one back to the client's).
+func TestRewriterEventFirst(t *testing.T) {
+	r := rewriter{ssrc: 42}
+	t0 := time.Unix(1000, 0)
+	ev := rtp.Header{Version: 2, SequenceNumber: 60000, Timestamp: 3_000_000_000}
+	r.inject(&ev, t0, 8000)
+	// The event's further packets (same timestamp) take the next numbers.
+	for i := range 3 {
+		h := rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: ev.Timestamp}
+		r.inject(&h, t0.Add(time.Duration(i+1)*50*time.Millisecond), 8000)
+		if h.SequenceNumber != 60001+uint16(i) || h.SSRC != 42 {
+			t.Fatalf("event packet %d: seq %d ssrc %d, want %d 42", i+1, h.SequenceNumber, h.SSRC, 60001+i)
+		}
+	}
+	// The client's first audio packet, 200 ms after the event started, with its own numbering.
+	p := pkt(7, 10, 160, t0.Add(200*time.Millisecond))
+	must(t, r.rewrite(p, 8000))
+	if p.Header.SequenceNumber != 60004 {
+		t.Errorf("first media packet: seq %d, want 60004 (after the event's)", p.Header.SequenceNumber)
+	}
+	if got, want := p.Header.Timestamp, ev.Timestamp+1600; got != want {
+		t.Errorf("first media packet: ts %d, want %d (the event's + 200 ms)", got, want)
+	}
+	// A later in-band event of the client, 300 ms of audio on: newer than the generated one.
+	q := pkt(7, 25, 160+2400, t0.Add(500*time.Millisecond))
+	must(t, r.rewrite(q, 0))
+	if d := int32(q.Header.Timestamp - ev.Timestamp); d <= 0 {
+		t.Errorf("the client's later event is at ts %d, %d before the generated one's", q.Header.Timestamp, -d)
 	}
 }
 
