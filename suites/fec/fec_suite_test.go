@@ -80,9 +80,10 @@
 // paths, with a 10 s window, in the split world (scenario.Config.Backend). RED and FlexFEC live
 // on the WebRTC leg; Opus and VP8 cross Asterisk unchanged (the same codec on both of its
 // legs, sequence numbers kept), so the exactness check still maps the phone's packets to the
-// client's. Measured with Asterisk 22 under the race detector: missed and unexplained 0,
-// residual loss 0.6% audio and 2.6% video client -> gateway (bounds 3.3% and 6.5%), overheads
-// as on the embedded PBX (FlexFEC 0.48, RED 1.0625), about 18 s a cell.
+// client's. Measured with Asterisk 22 under the race detector, three runs: missed and
+// unexplained 0, residual loss 0.6-1.2% audio and 1.5-2.8% video (bounds 3.3% and 6.5%; the
+// embedded PBX's 30 s windows: 0.6-1.1% and 1.9-2.2%), overheads as on the embedded PBX
+// (FlexFEC 0.48, RED 1.0625), about 18 s a cell.
 //
 // Every case records a lab.Measurement (suite "fec", Backend, and the "image" param) with these
 // values, their bounds and the counts behind them (expected, lost, channel-lost, fixable,

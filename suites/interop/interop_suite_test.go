@@ -21,7 +21,12 @@
 //   - DTMF: the gateway's SIP leg is Asterisk, which always negotiates telephone-event, so the
 //     gateway sends RFC 4733 and Asterisk converts (dtmf_mode=auto_info): the phone gets the
 //     same digits, by SIP INFO without telephone-event and RFC 4733 with it, and the phone's
-//     INFO reaches the gateway as RFC 4733;
+//     INFO reaches the gateway as RFC 4733 (which the gateway passes to the client in its
+//     audio and as a dtmf message). Asterisk reads the gateway's RFC 4733 as a receiver does,
+//     which showed a gateway bug the embedded PBX's relaying hid: a digit sent before the
+//     client's first audio packet started the SIP stream at a random timestamp the audio then
+//     fell back from, and Asterisk dropped every later event as older (fixed in gateway/media's
+//     rewriter; the gap specs "overlapping" show another: overlapping events);
 //   - hold: Asterisk answers the phone's re-INVITE itself (recvonly) and keeps the gateway's
 //     leg as it is; the audio flows again after the resume.
 //

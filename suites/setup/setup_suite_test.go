@@ -31,9 +31,10 @@
 // client's link emulated with the RTT while the PBX, the phone and the gateway's SIP leg are
 // real sockets on 127.0.0.1. The bounds are the same crossings plus 500 ms of real processing,
 // and <interval>_excess_ms records what real time added to the slowest call beyond the
-// crossings (virtual time makes it zero). Measured with Asterisk 22 under the race detector:
-// 25-41 ms (invite -> 200: 213 ms at 200 ms RTT where the embedded PBX's virtual run gives
-// exactly 200; connected 1025 ms against 1000), about 45 s for the four cases.
+// crossings (virtual time makes it zero). Measured with Asterisk 22 under the race detector,
+// three runs: 25-45 ms (WebRTC -> SIP at 200 ms RTT: invite -> 200 in 213-216 ms where the
+// embedded PBX's virtual run gives exactly 200, connected in 1025-1031 ms against 1000), about
+// 45 s for the four cases.
 //
 // Every case records a lab.Measurement (suite "setup", Backend, and the "image" param): the
 // values above with their bounds, the medians, the wall time, and the per-call instants as
