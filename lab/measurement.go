@@ -2,6 +2,7 @@ package lab
 
 import (
 	"github.com/onsi/ginkgo/v2"
+	"github.com/onsi/gomega"
 
 	"github.com/siprtc/siprtc/lab/pbx"
 
@@ -29,4 +30,15 @@ func Record(m Measurement) {
 		m.Params = BackendParams(pbx.Backend(m.Backend), m.Params)
 	}
 	ginkgo.AddReportEntry(MeasurementEntry, m)
+}
+
+// ExpectWithinBounds asserts, with Gomega, every value of m that has a bound: at most its
+// bound, or at least it for a name ending in "_min" (reports.Exceeds, the rule the reports
+// mark values by). The failure names the value and prints the whole measurement.
+func ExpectWithinBounds(m Measurement) {
+	for k, bound := range m.Bounds {
+		v := m.Values[k]
+		gomega.ExpectWithOffset(1, reports.Exceeds(k, v, bound)).To(gomega.BeFalse(),
+			"%s = %.6g is past its bound %.6g\n%s", k, v, bound, m)
+	}
 }

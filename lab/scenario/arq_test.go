@@ -67,7 +67,7 @@ func TestARQWindow(t *testing.T) {
 // up.
 func TestMeasureARQ(t *testing.T) {
 	if testing.Short() {
-		t.Skip("emulated calls")
+		t.Skip("-short: leaves out the emulated calls (a few seconds each)")
 	}
 	for _, path := range []MediaPath{ClientToGateway, GatewayToClient} {
 		c := ARQCase{Path: path, Loss: netem.LossModel{Kind: netem.LossBernoulli, Rate: 0.05}, RTT: 50 * time.Millisecond, Duration: 5 * time.Second}

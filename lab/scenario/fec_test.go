@@ -269,7 +269,7 @@ func TestFECForwarded(t *testing.T) {
 // can, NACK stays silent, the overheads are the codes'.
 func TestMeasureFEC(t *testing.T) {
 	if testing.Short() {
-		t.Skip("emulated calls")
+		t.Skip("-short: leaves out the emulated calls (a few seconds each)")
 	}
 	for _, path := range []MediaPath{ClientToGateway, GatewayToClient} {
 		c := FECCase{Path: path, Loss: netem.LossModel{Kind: netem.LossBernoulli, Rate: 0.05}, RTT: 50 * time.Millisecond, Duration: 5 * time.Second}

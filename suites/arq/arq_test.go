@@ -2,7 +2,6 @@ package arq_test
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -63,19 +62,6 @@ func measurement(res scenario.ARQResult, b pbx.Backend, wall time.Duration) lab.
 		m.Values[k+"retx_share_min"], m.Bounds[k+"retx_share_min"] = st.RetxShare, st.RetxLow
 	}
 	return m
-}
-
-// expectWithinBounds asserts every value that has a bound: upper bounds, or lower bounds for
-// names ending in _min (lab.Measurement's convention).
-func expectWithinBounds(m lab.Measurement) {
-	for k, bound := range m.Bounds {
-		v := m.Values[k]
-		if strings.HasSuffix(k, "_min") {
-			Expect(v).To(BeNumerically(">=", bound), "%s below its bound\n%s", k, m)
-		} else {
-			Expect(v).To(BeNumerically("<=", bound), "%s above its bound\n%s", k, m)
-		}
-	}
 }
 
 // containerWindow is the measured window against a container PBX: real time.
@@ -149,7 +135,7 @@ var _ = Describe("NACK/RTX repair across the gateway", Label("arq"), func() {
 				Expect(st.Receiver.Expected).To(BeNumerically(">=", minPackets), "%s: too few %s packets in the window\n%s", c.Name(), st.Kind, m)
 				Expect(st.Receiver.Repaired.Total).To(BeNumerically(">", 0), "%s: no %s packet was repaired: the repair path is off\n%s", c.Name(), st.Kind, m)
 			}
-			expectWithinBounds(m)
+			lab.ExpectWithinBounds(m)
 		},
 		entries(),
 	)

@@ -247,19 +247,6 @@ func retransmissions(m *lab.Measurement, res scenario.BWEResult) {
 	m.Values["retransmissions_per_packet"], m.Bounds["retransmissions_per_packet"] = ratio, maxRetransmissionsPerPacket
 }
 
-// expectWithinBounds asserts every value that has a bound: upper bounds, or lower bounds for
-// names ending in _min (lab.Measurement's convention).
-func expectWithinBounds(m lab.Measurement) {
-	for k, bound := range m.Bounds {
-		v := m.Values[k]
-		if strings.HasSuffix(k, "_min") {
-			Expect(v).To(BeNumerically(">=", bound), "%s below its bound\n%s", k, m)
-		} else {
-			Expect(v).To(BeNumerically("<=", bound), "%s above its bound\n%s", k, m)
-		}
-	}
-}
-
 // rfcCase describes one closed-loop spec.
 type rfcCase struct {
 	section, title string
@@ -319,7 +306,7 @@ var _ = Describe("RFC 8867 congestion control through the gateway", Label("bwe")
 				m.Values["reverse_loss"] = res.ReverseLoss.Rate
 				m.Values["gateway_retransmissions"] = float64(res.Gateway.Retransmissions)
 				lab.Record(m)
-				expectWithinBounds(m)
+				lab.ExpectWithinBounds(m)
 			})
 		})
 	}
@@ -345,7 +332,7 @@ var _ = Describe("RFC 8867 congestion control through the gateway", Label("bwe")
 				m.Values["reverse_queue_delay_p95_ms"] = ms(res.ReverseQueueDelay.P95)
 				m.Values["gateway_retransmissions"] = float64(res.Gateway.Retransmissions)
 				lab.Record(m)
-				expectWithinBounds(m)
+				lab.ExpectWithinBounds(m)
 			})
 
 			if rc.bands.fairTo > 0 && !rc.fairnessInBands {
@@ -355,7 +342,7 @@ var _ = Describe("RFC 8867 congestion control through the gateway", Label("bwe")
 					m.Detail = nil // the case's first spec records it
 					fairness(&m, res, rc.bands)
 					lab.Record(m)
-					expectWithinBounds(m)
+					lab.ExpectWithinBounds(m)
 				})
 			}
 		})
@@ -387,7 +374,7 @@ var _ = Describe("RFC 8867 congestion control through the gateway", Label("bwe")
 				}
 			}
 			lab.Record(m)
-			expectWithinBounds(m)
+			lab.ExpectWithinBounds(m)
 		})
 
 		It("does not answer the congested downlink with more retransmissions than media", Label("gap"), func() {
@@ -396,7 +383,7 @@ var _ = Describe("RFC 8867 congestion control through the gateway", Label("bwe")
 			m.Detail = nil // the case's first spec records it
 			retransmissions(&m, res)
 			lab.Record(m)
-			expectWithinBounds(m)
+			lab.ExpectWithinBounds(m)
 		})
 	})
 })

@@ -2,7 +2,6 @@ package fec_test
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -75,19 +74,6 @@ func measurement(res scenario.FECResult, b pbx.Backend, wall time.Duration) lab.
 	return m
 }
 
-// expectWithinBounds asserts every value that has a bound: upper bounds, or lower bounds for
-// names ending in _min (lab.Measurement's convention).
-func expectWithinBounds(m lab.Measurement) {
-	for k, bound := range m.Bounds {
-		v := m.Values[k]
-		if strings.HasSuffix(k, "_min") {
-			Expect(v).To(BeNumerically(">=", bound), "%s below its bound\n%s", k, m)
-		} else {
-			Expect(v).To(BeNumerically("<=", bound), "%s above its bound\n%s", k, m)
-		}
-	}
-}
-
 // containerWindow is the measured window against a container PBX: real time.
 const containerWindow = 10 * time.Second
 
@@ -155,7 +141,7 @@ var _ = Describe("RED and FlexFEC across the gateway", Label("fec"), func() {
 				Expect(st.Exact.Packets).To(BeNumerically(">=", minPackets), "%s: too few %s packets on the receiver's wire\n%s", c.Name(), st.Kind, m)
 				Expect(st.Recovered).To(BeNumerically(">", 0), "%s: no %s packet was recovered: the repair path is off\n%s", c.Name(), st.Kind, m)
 			}
-			expectWithinBounds(m)
+			lab.ExpectWithinBounds(m)
 		},
 		entries(),
 	)

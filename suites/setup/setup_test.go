@@ -2,7 +2,6 @@ package setup_test
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -159,19 +158,6 @@ func measure(c setupCase) lab.Measurement {
 	return m
 }
 
-// expectWithinBounds asserts every value that has a bound: upper bounds, or lower bounds for
-// names ending in _min (lab.Measurement's convention).
-func expectWithinBounds(m lab.Measurement) {
-	for k, bound := range m.Bounds {
-		v := m.Values[k]
-		if strings.HasSuffix(k, "_min") {
-			Expect(v).To(BeNumerically(">=", bound), "%s below its bound\n%s", k, m)
-		} else {
-			Expect(v).To(BeNumerically("<=", bound), "%s above its bound\n%s", k, m)
-		}
-	}
-}
-
 // entries is the matrix, for each backend LAB_PBX selects. The embedded PBX: RTT {0, 50, 200,
 // 400 ms} x loss {0, 2%} x both directions in virtual time, and one loopback call in real time.
 // A container PBX (Asterisk; FreeSWITCH when its image exists) runs in real time, so its matrix
@@ -208,7 +194,7 @@ var _ = Describe("Call set-up time", Label("setup"), func() {
 		func(c setupCase) {
 			m := measure(c)
 			lab.Record(m)
-			expectWithinBounds(m)
+			lab.ExpectWithinBounds(m)
 		},
 		entries(),
 	)
