@@ -242,34 +242,12 @@ func MeasureARQ(w *World, c ARQCase) (ARQResult, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := cl.Connect(ctx); err != nil {
-		return res, fmt.Errorf("scenario: client: %w", err)
+	call, pc, err := mediaCall(ctx, w, cl, phone)
+	if call != nil {
+		defer func() { _ = call.Hangup(w.Context(), "done") }()
 	}
-	call, err := cl.Call(ctx, DefaultSetupPhone)
 	if err != nil {
-		return res, fmt.Errorf("scenario: invite: %w", err)
-	}
-	defer func() { _ = call.Hangup(w.Context(), "done") }()
-	if _, err := call.WaitState(ctx, string(signaling.LocalAcceptedByRemote)); err != nil {
 		return res, err
-	}
-	var pc *sipphone.Call
-	if err := WaitFor(ctx, 10*time.Second, func() bool {
-		if calls := phone.Calls(); len(calls) == 1 {
-			pc = calls[0]
-		}
-		return pc != nil
-	}); err != nil {
-		return res, fmt.Errorf("scenario: the phone has no call: %w", err)
-	}
-	if err := call.WaitMedia(ctx, 10, 5); err != nil {
-		return res, fmt.Errorf("scenario: no media at the client: %w", err)
-	}
-	if err := WaitFor(ctx, 10*time.Second, func() bool {
-		s := pc.Media().Stats()
-		return s.PacketsReceived >= 10 && s.Video.FramesReceived >= 5
-	}); err != nil {
-		return res, fmt.Errorf("scenario: no media at the phone: %+v", pc.Media().Stats())
 	}
 	time.Sleep(arqWarmup)
 
@@ -758,4 +736,39 @@ func (w *World) phoneOn(n transport.Net, user string, opts ...sipphone.Option) (
 		return nil, fmt.Errorf("scenario: register %s: %w", user, err)
 	}
 	return ph, nil
+}
+
+// mediaCall connects cl, calls the phone (DefaultSetupPhone) and waits until the call is
+// accepted and audio and video flow at both ends. It returns the call whenever one was placed
+// (the caller hangs it up), with the phone's side once it has it.
+func mediaCall(ctx context.Context, w *World, cl *webclient.Client, phone *sipphone.Phone) (*webclient.Call, *sipphone.Call, error) {
+	if err := cl.Connect(ctx); err != nil {
+		return nil, nil, fmt.Errorf("scenario: client: %w", err)
+	}
+	call, err := cl.Call(ctx, DefaultSetupPhone)
+	if err != nil {
+		return nil, nil, fmt.Errorf("scenario: invite: %w", err)
+	}
+	if _, err := call.WaitState(ctx, string(signaling.LocalAcceptedByRemote)); err != nil {
+		return call, nil, err
+	}
+	var pc *sipphone.Call
+	if err := WaitFor(ctx, 10*time.Second, func() bool {
+		if calls := phone.Calls(); len(calls) == 1 {
+			pc = calls[0]
+		}
+		return pc != nil
+	}); err != nil {
+		return call, nil, fmt.Errorf("scenario: the phone has no call: %w", err)
+	}
+	if err := call.WaitMedia(ctx, 10, 5); err != nil {
+		return call, pc, fmt.Errorf("scenario: no media at the client: %w", err)
+	}
+	if err := WaitFor(ctx, 10*time.Second, func() bool {
+		s := pc.Media().Stats()
+		return s.PacketsReceived >= 10 && s.Video.FramesReceived >= 5
+	}); err != nil {
+		return call, pc, fmt.Errorf("scenario: no media at the phone: %+v", pc.Media().Stats())
+	}
+	return call, pc, nil
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/siprtc/siprtc/gateway"
 	"github.com/siprtc/siprtc/gateway/fec"
 	"github.com/siprtc/siprtc/gateway/rtc"
-	"github.com/siprtc/siprtc/gateway/signaling"
 	"github.com/siprtc/siprtc/lab/metrics"
 	"github.com/siprtc/siprtc/lab/netem"
 	"github.com/siprtc/siprtc/lab/peers/sipphone"
@@ -297,34 +296,12 @@ func MeasureFEC(w *World, c FECCase) (FECResult, error) {
 	if err != nil {
 		return res, err
 	}
-	if err := cl.Connect(ctx); err != nil {
-		return res, fmt.Errorf("scenario: client: %w", err)
+	call, pc, err := mediaCall(ctx, w, cl, phone)
+	if call != nil {
+		defer func() { _ = call.Hangup(w.Context(), "done") }()
 	}
-	call, err := cl.Call(ctx, DefaultSetupPhone)
 	if err != nil {
-		return res, fmt.Errorf("scenario: invite: %w", err)
-	}
-	defer func() { _ = call.Hangup(w.Context(), "done") }()
-	if _, err := call.WaitState(ctx, string(signaling.LocalAcceptedByRemote)); err != nil {
 		return res, err
-	}
-	var pc *sipphone.Call
-	if err := WaitFor(ctx, 10*time.Second, func() bool {
-		if calls := phone.Calls(); len(calls) == 1 {
-			pc = calls[0]
-		}
-		return pc != nil
-	}); err != nil {
-		return res, fmt.Errorf("scenario: the phone has no call: %w", err)
-	}
-	if err := call.WaitMedia(ctx, 10, 5); err != nil {
-		return res, fmt.Errorf("scenario: no media at the client: %w", err)
-	}
-	if err := WaitFor(ctx, 10*time.Second, func() bool {
-		s := pc.Media().Stats()
-		return s.PacketsReceived >= 10 && s.Video.FramesReceived >= 5
-	}); err != nil {
-		return res, fmt.Errorf("scenario: no media at the phone: %+v", pc.Media().Stats())
 	}
 	if s := pc.Media().Stats(); !strings.EqualFold(s.Codec, "opus") {
 		return res, fmt.Errorf("scenario: the phone's call runs %q, not Opus", s.Codec)
