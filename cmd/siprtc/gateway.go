@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -29,11 +30,15 @@ func runGateway(args []string, stdout, stderr io.Writer) error {
 		case "run":
 			return runGatewayRun(args[1:], stdout, stderr)
 		}
+		// SRProxy's habit and the issue's form: `siprtc gateway --config rtx.conf` runs it.
+		if strings.HasPrefix(args[0], "-") && !isHelpFlag(args[0]) {
+			return runGatewayRun(args, stdout, stderr)
+		}
 	}
-	fs := newFlagSet("siprtc gateway", "siprtc gateway run [--config rtx.conf] [--drain 30s] [--cdr FILE]\n"+
+	fs := newFlagSet("siprtc gateway", "siprtc gateway [run] [--config rtx.conf] [--drain 30s] [--cdr FILE]\n"+
 		"       siprtc gateway check [--config rtx.conf]\n"+
 		"       siprtc gateway token [--config rtx.conf] --user USER [--ttl 24h]\n\n"+
-		"The SIP <-> WebRTC gateway. 'run' runs it; 'check' validates an rtx.conf (SRProxy's format\n"+
+		"The SIP <-> WebRTC gateway. 'run' (or flags alone) runs it; 'check' validates an rtx.conf (SRProxy's format\n"+
 		"plus siprtc's sections) and prints the effective configuration with secrets hidden; 'token'\n"+
 		"makes a client login token with the configuration's app_secret.", stdout, stderr)
 	if err := fs.Parse(args); err != nil {
@@ -117,7 +122,7 @@ func runGatewayToken(args []string, stdout, stderr io.Writer) error {
 }
 
 func runGatewayRun(args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("siprtc gateway run", "siprtc gateway run [--config FILE] [--drain DURATION] [--cdr FILE]\n\n"+
+	fs := newFlagSet("siprtc gateway run", "siprtc gateway [run] [--config FILE] [--drain DURATION] [--cdr FILE]\n\n"+
 		"Runs the gateway on the host's network: SIP and media on the address that routes to\n"+
 		"[global] sip_svr, the signalling WebSocket (/ws), the browser page (/), /healthz and\n"+
 		"/metrics on [signaling] listen (TLS with tls_cert/tls_key), /metrics and /healthz also on\n"+
@@ -206,4 +211,12 @@ func runGatewayRun(args []string, stdout, stderr io.Writer) error {
 		}
 		return err
 	}
+}
+
+func isHelpFlag(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "--h":
+		return true
+	}
+	return false
 }

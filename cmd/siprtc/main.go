@@ -4,7 +4,7 @@
 //	siprtc pbx [flags]                  run the embedded PBX on a FreeSWITCH conf directory
 //	siprtc pbx lint [--conf DIR]        report the known traps of the deployment (exit 1 if any)
 //	siprtc pbx gen-directory [flags]    generate directory users from the template
-//	siprtc gateway run --config F       run the gateway (SIGINT/SIGTERM drain calls and stop)
+//	siprtc gateway [run] --config F     run the gateway (SIGINT/SIGTERM drain calls and stop)
 //	siprtc gateway check [--config F]   validate an rtx.conf, print the effective configuration
 //	siprtc gateway token --user U       make a client login token
 //	siprtc lab summarize [--dir D]      turn the suites' report into measurements.json and summary.txt

@@ -145,6 +145,12 @@ func TestGatewayCheck(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, "rtx.conf:2: [global] sip_svr") {
 		t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and the line of sip_svr", code, errs)
 	}
+	// `siprtc gateway --config F` is `siprtc gateway run --config F`: it loads F (and stops at
+	// its error before opening any socket).
+	code, _, errs = runCLI(t, "gateway", "--config", bad)
+	if code != 1 || !strings.Contains(errs, "rtx.conf:2: [global] sip_svr") {
+		t.Errorf("gateway --config: exit %d, stderr:\n%s\nwant the run path's load error", code, errs)
+	}
 }
 
 func TestGatewayToken(t *testing.T) {
