@@ -79,7 +79,8 @@ func (d *Direction) Name() string { return d.name }
 // Set validates cfg and makes it the direction's model, at once: the next packet sees it. The
 // queue keeps what it holds (a capacity change only changes how fast it drains; a smaller queue
 // limit drops new arrivals until the queue fits). The schedule's phases count from the network's
-// start: those already due apply at once, on top of cfg. A changed seed restarts the random
+// start; on a running network cfg is in force from now on: the phases already past are not
+// replayed over it, the later ones apply when they come. A changed seed restarts the random
 // streams; an unchanged one continues them.
 func (d *Direction) Set(cfg LinkConfig) error {
 	if err := ValidateLinkConfig(cfg); err != nil {
@@ -98,9 +99,9 @@ func (d *Direction) Set(cfg LinkConfig) error {
 	}
 	d.resetModelsLocked(now)
 	if d.running {
-		// The phases already due apply now, in order, on top of the new models.
+		// A live change is in force now: the schedule's phases already past are not replayed
+		// over it (they would undo it), the later ones apply when they come.
 		for d.phase < len(cfg.Schedule) && !d.start.Add(cfg.Schedule[d.phase].At).After(now) {
-			d.applyPhaseLocked(cfg.Schedule[d.phase], now)
 			d.phase++
 		}
 	}
@@ -166,7 +167,7 @@ func (d *Direction) reseedLocked() {
 	d.bad = false
 }
 
-// resetModelsLocked puts cfg's models in force, then the phases already due.
+// resetModelsLocked puts cfg's models in force and rewinds the schedule.
 func (d *Direction) resetModelsLocked(now time.Time) {
 	d.loss = d.cfg.Loss
 	d.delay = d.cfg.Delay

@@ -528,6 +528,54 @@ func TestLiveSet(t *testing.T) {
 	})
 }
 
+// TestLiveSetOverSchedule: a live Set on a link with a schedule is in force from then on: a
+// phase already past is not replayed over it, a later one still applies at its instant.
+func TestLiveSetOverSchedule(t *testing.T) {
+	cfg := netem.LinkConfig{
+		Delay: netem.DelayModel{Base: 10 * time.Millisecond},
+		Schedule: []netem.Phase{
+			{At: 2 * time.Second, Delay: &netem.DelayModel{Base: 50 * time.Millisecond}},
+			{At: 8 * time.Second, Delay: &netem.DelayModel{Base: 70 * time.Millisecond}},
+		},
+	}
+	synctest.Test(t, func(t *testing.T) {
+		f := newFlow(t, func(a, _ *netem.Host) { must(t, a.Up.Set(cfg)) })
+		start := f.nw.StartTime()
+		go func() {
+			time.Sleep(5*time.Second + 500*time.Microsecond)
+			live := cfg
+			live.Delay = netem.DelayModel{Base: 30 * time.Millisecond}
+			must(t, f.a.Up.Set(live))
+		}()
+		f.sendEvery(10000, 100, 1, time.Millisecond)
+		got := f.close(time.Second)
+		sent := map[int]time.Duration{}
+		for seq, at := range f.sentAt {
+			sent[seq] = at.Sub(start)
+		}
+		if len(got) != 10000 {
+			t.Fatalf("%d of 10000 packets arrived on a lossless link", len(got))
+		}
+		for _, r := range got {
+			since := sent[r.seq]
+			want := 10 * time.Millisecond
+			switch {
+			case since >= 8*time.Second:
+				want = 70 * time.Millisecond
+			case since >= 5*time.Second+500*time.Microsecond:
+				want = 30 * time.Millisecond
+			case since >= 2*time.Second:
+				want = 50 * time.Millisecond
+			}
+			// A packet sent just after a switch to a shorter delay may wait for the one before
+			// it (no reordering): allow that, never less than the model's delay.
+			if d := r.delay(); d < want || (d > want && since%time.Second > 50*time.Millisecond) {
+				t.Fatalf("packet sent at %v took %v, want %v", since, d, want)
+			}
+		}
+	})
+}
+
 // TestLiveCapacityChangeKeepsQueue: lowering the rate mid-flow keeps the queued packets and
 // drains them at the new rate.
 func TestLiveCapacityChangeKeepsQueue(t *testing.T) {

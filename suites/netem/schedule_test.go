@@ -148,5 +148,59 @@ hosts:
       schedule:
         - {at: 1.2s, down: true}
         - {at: 3.7s, down: false}`, 1200*time.Millisecond, 3700*time.Millisecond),
+		Entry("a loss phase (rate 100%) and its end on the sender's uplink", `
+hosts:
+  - name: a
+    up:
+      schedule:
+        - {at: 0.8s, loss: {rate: 100%}}
+        - {at: 2.3s, loss: {kind: none}}
+  - name: b`, 800*time.Millisecond, 2300*time.Millisecond),
 	)
+
+	It("switches the delay at a phase's instant, within one packet time, without reordering", func() {
+		s, err := netem.ParseScenario([]byte(`
+hosts:
+  - name: a
+    up:
+      delay: {base: 20ms}
+      schedule:
+        - {at: 1.5s, delay: {base: 80ms}}
+        - {at: 3s, delay: {base: 5ms}}
+  - name: b`), "")
+		Expect(err).NotTo(HaveOccurred())
+		const interval = time.Millisecond
+		res, err := measure(func() (*netem.Network, error) { return s.Build() }, time.Second,
+			flow{from: "a", to: "b", size: 100, interval: interval, count: 4500})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(res[0].lost()).To(BeEmpty())
+		// The first packet sent at or after each instant carries the new delay; before it, the
+		// old one. Going from 80 ms down to 5 ms, packets sent right after the switch wait for
+		// the last 80 ms packet (a link does not reorder): from 3 s + 75 ms on they take 5 ms.
+		firstAt := map[time.Duration]time.Duration{}
+		var prevRecv time.Duration
+		for _, a := range res[0].arrivals {
+			Expect(a.recv).To(BeNumerically(">=", prevRecv), "packet %d arrived before the one sent earlier", a.seq)
+			prevRecv = a.recv
+			want := 20 * time.Millisecond
+			switch {
+			case a.sent >= 3*time.Second:
+				want = 5 * time.Millisecond
+			case a.sent >= 1500*time.Millisecond:
+				want = 80 * time.Millisecond
+			}
+			if _, seen := firstAt[want]; !seen && a.delay() == want {
+				firstAt[want] = a.sent
+			}
+			if want == 5*time.Millisecond && a.sent < 3*time.Second+75*time.Millisecond {
+				Expect(a.delay()).To(BeNumerically(">=", want), "packet sent at %v", a.sent)
+				continue
+			}
+			Expect(a.delay()).To(Equal(want), "packet sent at %v", a.sent)
+		}
+		AddReportEntry("delay phases", fmt.Sprintf("20 ms -> 80 ms at 1.5 s: first 80 ms packet sent at %v; -> 5 ms at 3 s: first 5 ms packet sent at %v (after the 80 ms ones drained)",
+			firstAt[80*time.Millisecond], firstAt[5*time.Millisecond]))
+		Expect(firstAt[80*time.Millisecond]).To(BeNumerically("~", 1500*time.Millisecond, interval))
+		Expect(firstAt[5*time.Millisecond]).To(BeNumerically("~", 3*time.Second+75*time.Millisecond, interval))
+	})
 })
