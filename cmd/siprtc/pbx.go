@@ -44,7 +44,7 @@ func runPBX(args []string, stdout, stderr io.Writer) error {
 		"       siprtc pbx lint [--conf DIR]\n"+
 		"       siprtc pbx gen-directory [--conf DIR] --from N --to M\n\n"+
 		"Runs the embedded PBX (registrar and B2BUA) on the FreeSWITCH configuration in DIR until\n"+
-		"interrupted; SIP over UDP, media anchored in the RTP range of switch.conf.xml.", stdout, stderr)
+		"interrupted; SIP over UDP and TCP, media anchored in the RTP range of switch.conf.xml.", stdout, stderr)
 	conf := fs.String("conf", defaultConfDir, "FreeSWITCH conf directory (holds freeswitch.xml)")
 	ip := fs.String("ip", "127.0.0.1", "address to listen on; also $${local_ip_v4} and so the default domain")
 	port := fs.Int("port", 0, "SIP port (0: the profile's sip-port, -1: any free port)")
@@ -76,7 +76,7 @@ func runPBX(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "embedded PBX: SIP %s/udp, domain %s, profile %s; Ctrl-C stops it\n", p.SIPAddr(), p.Domain(), *profile)
+	fmt.Fprintf(stdout, "embedded PBX: SIP %s (UDP and TCP), domain %s, profile %s; Ctrl-C stops it\n", p.SIPAddr(), p.Domain(), *profile)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "stopping")
 	return p.Close()
