@@ -58,8 +58,9 @@ func appSet(c *call, data string) bool {
 	return false
 }
 
-// appExport sets a variable on this channel and marks it for the B legs it bridges to;
-// "nolocal:" exports without setting it here, as mod_dptools does.
+// appExport sets a variable on this channel and on the B legs it bridges to afterwards;
+// "nolocal:" sets it on the B legs only, as mod_dptools does. A B leg gets the exported
+// sip_h_* variables as headers (see call.bLegHeaders).
 func appExport(c *call, data string) bool {
 	local := true
 	if rest, ok := strings.CutPrefix(data, "nolocal:"); ok {
@@ -67,14 +68,31 @@ func appExport(c *call, data string) bool {
 	}
 	name, value, _ := strings.Cut(data, "=")
 	name = strings.TrimSpace(name)
+	if name == "" {
+		c.log.Warn("export: no variable name", "data", data)
+		return false
+	}
 	c.mu.Lock()
 	if local {
 		c.vars[name] = value
 	}
-	c.exports[name] = true
-	c.vars["export_value_"+name] = value
+	c.exports[name] = value
+	c.vars["export_vars"] = appendList(c.vars["export_vars"], name)
 	c.mu.Unlock()
 	return false
+}
+
+// appendList adds name to a comma-separated list once (FreeSWITCH's export_vars).
+func appendList(list, name string) string {
+	for _, n := range strings.Split(list, ",") {
+		if n == name {
+			return list
+		}
+	}
+	if list == "" {
+		return name
+	}
+	return list + "," + name
 }
 
 func appUnset(c *call, data string) bool {

@@ -3,6 +3,7 @@ package pbx
 import (
 	"context"
 	"errors"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -103,7 +104,7 @@ func (c *call) bridgeTo(target string) (bool, string) {
 	if len(regs) == 0 {
 		return false, causeUserNotRegistered
 	}
-	reg := regs[0]
+	reg := regs[0] // the newest binding only: no parallel forking (see the package doc)
 	if len(c.a.media) == 0 {
 		c.log.Warn("bridge: the caller sent no SDP offer; the embedded PBX needs an offer in the INVITE")
 		return false, causeIncompatibleDest
@@ -180,13 +181,16 @@ func (c *call) bridgeTo(target string) (bool, string) {
 	req.AppendHeader(&cid)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
 	mf := sip.MaxForwardsHeader(69)
+	if n, err := strconv.ParseUint(c.vars0("max_forwards"), 10, 32); err == nil {
+		mf = sip.MaxForwardsHeader(n)
+	}
 	req.AppendHeader(&mf)
 	req.AppendHeader(p.contact())
 	req.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, INFO, UPDATE"))
 	if p.profile.Bool("enable-100rel", false) {
 		req.AppendHeader(sip.NewHeader("Supported", "100rel"))
 	}
-	for _, h := range c.sipHeaders() {
+	for _, h := range c.bLegHeaders() {
 		req.AppendHeader(h)
 	}
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
@@ -240,6 +244,9 @@ func (c *call) bridgeTo(target string) (bool, string) {
 			case res.IsProvisional():
 				b.setDialogFromResponse(res)
 				if hasOptionRes(res, "Require", "100rel") {
+					if !b.inOrderReliable(res) {
+						continue // RFC 3262 section 4: neither PRACKed again nor processed
+					}
 					c.prackB(b, res)
 				}
 				if body := res.Body(); len(body) > 0 && !early {
@@ -314,16 +321,28 @@ func (c *call) waitBridged(b *leg) string {
 	}
 }
 
-// sipHeaders turns sip_h_* channel variables into headers of the outgoing leg, as mod_sofia does
-// (the overlay's X-Number comes through here).
-func (c *call) sipHeaders() []sip.Header {
+// bLegHeaders turns sip_h_* variables into headers of the outgoing leg, as mod_sofia does (the
+// overlay's X-Number comes through here): the A channel's own, which FreeSWITCH copies to the
+// B leg, then the exported ones (export, export nolocal:), which win. Sorted, for stable INVITEs.
+func (c *call) bLegHeaders() []sip.Header {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []sip.Header
-	for k, v := range c.vars {
-		if name, ok := strings.CutPrefix(k, "sip_h_"); ok && name != "" {
-			out = append(out, sip.NewHeader(name, v))
+	vals := map[string]string{}
+	for _, vars := range []map[string]string{c.vars, c.exports} {
+		for k, v := range vars {
+			if name, ok := strings.CutPrefix(k, "sip_h_"); ok && name != "" {
+				vals[name] = v
+			}
 		}
+	}
+	names := make([]string, 0, len(vals))
+	for n := range vals {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]sip.Header, 0, len(names))
+	for _, n := range names {
+		out = append(out, sip.NewHeader(n, vals[n]))
 	}
 	return out
 }
@@ -370,6 +389,28 @@ func (b *leg) ack(res *sip.Response) {
 	b.mu.Lock()
 	b.confirmed = true
 	b.mu.Unlock()
+}
+
+// inOrderReliable reports whether a reliable provisional of the B leg is the next one in RSeq
+// order, and records it. RFC 3262 section 4: a retransmission (same RSeq) or one out of order
+// MUST NOT be PRACKed; a lost PRACK is retransmitted by its own transaction instead.
+func (b *leg) inOrderReliable(res *sip.Response) bool {
+	h := res.GetHeader("RSeq")
+	if h == nil {
+		return false
+	}
+	n, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32)
+	if err != nil || n == 0 {
+		b.p.log.Debug("reliable provisional with a bad RSeq", "callid", b.callID, "rseq", h.Value())
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.peerRSeq != 0 && uint32(n) != b.peerRSeq+1 {
+		return false
+	}
+	b.peerRSeq = uint32(n)
+	return true
 }
 
 // prackB acknowledges a reliable provisional response of the B leg (RFC 3262).

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -27,7 +28,7 @@ type call struct {
 
 	mu        sync.Mutex
 	vars      map[string]string
-	exports   map[string]bool
+	exports   map[string]string // export: variables for the B legs, by name
 	b         *leg
 	relays    []*rtprelay.Relay
 	answered  bool
@@ -77,17 +78,22 @@ func (p *Embedded) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		p.respond(tx, req, 503, "Service Unavailable", nil)
 		return
 	}
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		// As sofia: a request out of hops ends here, so a routing loop ends with 483.
+		p.respond(tx, req, 483, "Too Many Hops", nil)
+		return
+	}
 	p.respond(tx, req, 100, "Trying", nil)
 	src := sourceAddr(req)
 
-	vars := map[string]string{}
+	vars := map[string]string{"max_forwards": maxForwardsOut(req)}
 	authed, ok := p.authorizeInvite(req, tx, src, vars)
 	if !ok {
 		return
 	}
 	p.stats.calls.Add(1)
 
-	c := &call{p: p, uuid: uuid.NewString(), vars: vars, exports: map[string]bool{}, final: make(chan struct{})}
+	c := &call{p: p, uuid: uuid.NewString(), vars: vars, exports: map[string]string{}, final: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(p.ctx)
 	defer c.cancel()
 	c.log = p.log.With("call", c.uuid[:8])
@@ -182,6 +188,15 @@ func (p *Embedded) authorizeInvite(req *sip.Request, tx sip.ServerTransaction, s
 	if !authCalls {
 		return "", true
 	}
+	if src == p.addr {
+		// A request from the profile's own address and port is the PBX calling itself: sofia lets
+		// it in without digest and marks it sip_looped_call, which the unloop extension ends with
+		// 483. Only here, as in sofia: a looped request the ACL let in is not marked (then
+		// Max-Forwards ends the loop, with 483 too).
+		p.log.Warn("looped call", "ip", src)
+		vars["sip_looped_call"] = "true"
+		return "", true
+	}
 	domain := p.registerDomain(req.Recipient.Host)
 	cred, err := credentials(req, true)
 	if err != nil {
@@ -210,6 +225,15 @@ func (p *Embedded) authorizeInvite(req *sip.Request, tx sip.ServerTransaction, s
 }
 
 func credUser(c *digest.Credentials) string { return c.Username }
+
+// maxForwardsOut is the Max-Forwards of the B legs this request leads to: one less than it
+// arrived with (FreeSWITCH's max_forwards variable), 69 without the header.
+func maxForwardsOut(req *sip.Request) string {
+	if mf := req.MaxForwards(); mf != nil && mf.Val() > 0 {
+		return strconv.FormatUint(uint64(mf.Val()-1), 10)
+	}
+	return "69"
+}
 
 // setChannelVars fills the channel fields the XML dialplan and the overlay use.
 func (c *call) setChannelVars(req *sip.Request, src netip.AddrPort, authed string) {

@@ -22,9 +22,13 @@ const (
 	causeRecoveryOnTimer   = "RECOVERY_ON_TIMER_EXPIRE"
 	causeServiceUnavail    = "SERVICE_UNAVAILABLE"
 	causeMediaTimeout      = "MEDIA_TIMEOUT"
+	causeNumberChanged     = "NUMBER_CHANGED"
+	causeExchangeRouting   = "EXCHANGE_ROUTING_ERROR"
 )
 
-// causeToSIP is the SIP final response a channel hung up with cause gets (before answer).
+// causeToSIP is the SIP final response a channel hung up with cause gets (before answer): mod_sofia's
+// hangup_cause_to_sip table. Every cause it does not list (NORMAL_CLEARING, USER_NOT_REGISTERED,
+// SERVICE_UNAVAILABLE, MEDIA_TIMEOUT...) goes out as 480, as in FreeSWITCH.
 func causeToSIP(cause string) (int, string) {
 	switch strings.ToUpper(cause) {
 	case causeUnallocated, causeNoRoute, "NO_ROUTE_TRANSIT_NET":
@@ -33,23 +37,30 @@ func causeToSIP(cause string) (int, string) {
 		return 486, "Busy Here"
 	case causeNoUserResponse:
 		return 408, "Request Timeout"
-	case causeNoAnswer, causeSubscriberAbsent, causeUserNotRegistered, causeNormalClearing, "":
-		return 480, "Temporarily Unavailable"
 	case causeCallRejected:
 		return 603, "Decline"
-	case causeOriginatorCancel:
-		return 487, "Request Terminated"
-	case causeIncompatibleDest:
-		return 488, "Not Acceptable Here"
-	case causeInvalidNumber:
-		return 484, "Address Incomplete"
-	case causeDestOutOfOrder:
+	case causeNumberChanged, "REDIRECTION_TO_NEW_DESTINATION":
+		return 410, "Gone"
+	case causeDestOutOfOrder, "INVALID_PROFILE":
 		return 502, "Bad Gateway"
-	case causeNormalTempFail, causeServiceUnavail:
+	case causeInvalidNumber, "INVALID_URL", "INVALID_GATEWAY":
+		return 484, "Address Incomplete"
+	case "FACILITY_REJECTED", "FACILITY_NOT_IMPLEMENTED", "SERVICE_NOT_IMPLEMENTED":
+		return 501, "Not Implemented"
+	case causeNormalTempFail, "REQUESTED_CHAN_UNAVAIL", "NORMAL_CIRCUIT_CONGESTION", "NETWORK_OUT_OF_ORDER",
+		"SWITCH_CONGESTION", "GATEWAY_DOWN", "BEARERCAPABILITY_NOTAVAIL":
 		return 503, "Service Unavailable"
+	case "OUTGOING_CALL_BARRED", "INCOMING_CALL_BARRED", "BEARERCAPABILITY_NOTAUTH":
+		return 403, "Forbidden"
+	case causeIncompatibleDest, "BEARERCAPABILITY_NOTIMPL":
+		return 488, "Not Acceptable Here"
 	case causeRecoveryOnTimer:
 		return 504, "Server Time-out"
-	default:
+	case causeOriginatorCancel:
+		return 487, "Request Terminated"
+	case causeExchangeRouting:
+		return 483, "Too Many Hops"
+	default: // NO_ANSWER, SUBSCRIBER_ABSENT, NORMAL_UNSPECIFIED are listed as 480 too
 		return 480, "Temporarily Unavailable"
 	}
 }
@@ -75,6 +86,10 @@ func sipToCause(code int) string {
 		return causeIncompatibleDest
 	case 484:
 		return causeInvalidNumber
+	case 410:
+		return causeNumberChanged
+	case 482, 483:
+		return causeExchangeRouting
 	case 502:
 		return causeDestOutOfOrder
 	case 503:

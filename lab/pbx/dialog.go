@@ -2,6 +2,7 @@ package pbx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -36,8 +37,12 @@ type leg struct {
 
 	mu        sync.Mutex
 	localCSeq uint32
-	rseq      uint32
-	reliable  bool // the remote UAC supports 100rel and the profile enables it
+	rseq      uint32 // RSeq of the last reliable provisional sent (A leg)
+	unacked   uint32 // RSeq of the reliable provisional awaiting its PRACK, 0 when none
+	peerRSeq  uint32 // RSeq of the last in-order reliable provisional received (B leg)
+	reliable  bool   // the remote UAC supports 100rel and the profile enables it
+	relQ      chan *sip.Response
+	relOnce   sync.Once
 	acked     chan struct{}
 	ackOnce   sync.Once
 	pracks    chan uint32
@@ -61,6 +66,7 @@ func newLeg(p *Embedded, c *call, isA bool) *leg {
 		p: p, call: c, isA: isA,
 		acked:  make(chan struct{}),
 		pracks: make(chan uint32, 8),
+		relQ:   make(chan *sip.Response, 8),
 		bye:    make(chan struct{}),
 	}
 }
@@ -175,49 +181,83 @@ func (l *leg) response(code int, reason string, body []byte) *sip.Response {
 	return res
 }
 
-// sendReliable sends a provisional response, reliably (RFC 3262) when the UAC supports it, and
-// retransmits it until PRACKed, the final response goes out, or 64*T1 passes.
+// sendProvisional sends a provisional response, reliably (RFC 3262) when the UAC supports it.
+// Reliable ones go through one queue per leg: RFC 3262 section 3 forbids a second reliable
+// provisional before the first is PRACKed, and the order of 180 and 183 must be kept.
 func (l *leg) sendProvisional(code int, reason string, body []byte, final <-chan struct{}) {
 	res := l.response(code, reason, body)
 	if !l.reliable {
 		l.p.respondRes(l.tx, res)
 		return
 	}
+	l.relOnce.Do(func() {
+		l.p.wg.Add(1)
+		go l.reliableSender(final)
+	})
+	select {
+	case l.relQ <- res:
+	default: // the sender gave up (never PRACKed) or a burst overflowed: drop, as a lost 1xx
+		l.p.log.Warn("reliable provisional dropped", "call", l.call.uuid, "code", code)
+	}
+}
+
+// reliableSender sends the leg's queued reliable provisionals one at a time, each after the
+// previous one was PRACKed, until the final response goes out.
+func (l *leg) reliableSender(final <-chan struct{}) {
+	defer l.p.wg.Done()
+	for {
+		select {
+		case res := <-l.relQ:
+			if !l.sendReliable(res, final) {
+				return
+			}
+		case <-final:
+			return
+		}
+	}
+}
+
+// sendReliable sends one reliable provisional and retransmits it until PRACKed (true), or the
+// final response goes out or 64*T1 passes (false).
+func (l *leg) sendReliable(res *sip.Response, final <-chan struct{}) bool {
 	l.mu.Lock()
 	l.rseq++
 	rseq := l.rseq
+	l.unacked = rseq
 	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		if l.unacked == rseq {
+			l.unacked = 0
+		}
+		l.mu.Unlock()
+	}()
 	res.AppendHeader(sip.NewHeader("Require", "100rel"))
 	res.AppendHeader(sip.NewHeader("RSeq", strconv.FormatUint(uint64(rseq), 10)))
 	l.p.respondRes(l.tx, res)
-	l.p.wg.Add(1)
-	go func() {
-		defer l.p.wg.Done()
-		interval := sip.T1
-		deadline := time.NewTimer(64 * sip.T1)
-		defer deadline.Stop()
-		for {
-			t := time.NewTimer(interval)
-			select {
-			case got := <-l.pracks:
-				t.Stop()
-				if got == rseq {
-					return
-				}
-				continue
-			case <-final:
-				t.Stop()
-				return
-			case <-deadline.C:
-				t.Stop()
-				l.p.log.Warn("reliable provisional never PRACKed", "call", l.call.uuid, "code", code)
-				return
-			case <-t.C:
-				l.p.respondRes(l.tx, res)
-				interval = min(2*interval, sip.T2)
+	interval := sip.T1
+	deadline := time.NewTimer(64 * sip.T1)
+	defer deadline.Stop()
+	for {
+		t := time.NewTimer(interval)
+		select {
+		case got := <-l.pracks:
+			t.Stop()
+			if got == rseq {
+				return true
 			}
+		case <-final:
+			t.Stop()
+			return false
+		case <-deadline.C:
+			t.Stop()
+			l.p.log.Warn("reliable provisional never PRACKed", "call", l.call.uuid, "code", res.StatusCode)
+			return false
+		case <-t.C:
+			l.p.respondRes(l.tx, res)
+			interval = min(2*interval, sip.T2)
 		}
-	}()
+	}
 }
 
 // sendFinal2xx answers the A leg and retransmits the 200 until the ACK arrives (RFC 3261
@@ -326,7 +366,9 @@ func (p *Embedded) handleBye(req *sip.Request, tx sip.ServerTransaction) {
 	l.signalBye()
 }
 
-// handlePrack answers a PRACK (RFC 3262) and hands its RAck to the reliable provisional it acks.
+// handlePrack answers a PRACK (RFC 3262 section 3): 400 when its RAck is malformed, 481 when it
+// matches no unacknowledged reliable provisional of the dialog, else 200, and the provisional
+// it acknowledges stops being retransmitted.
 func (p *Embedded) handlePrack(req *sip.Request, tx sip.ServerTransaction) {
 	l := p.findLeg(req)
 	if l == nil {
@@ -338,17 +380,58 @@ func (p *Embedded) handlePrack(req *sip.Request, tx sip.ServerTransaction) {
 		p.respond(tx, req, 400, "Bad Request", nil)
 		return
 	}
-	f := strings.Fields(h.Value())
-	n, err := strconv.ParseUint(f[0], 10, 32)
-	if len(f) != 3 || err != nil {
+	rack, err := parseRAck(h.Value())
+	if err != nil {
+		p.log.Debug("PRACK refused", "callid", l.callID, "err", err)
 		p.respond(tx, req, 400, "Bad Request", nil)
+		return
+	}
+	if !l.ackReliable(rack) {
+		p.respond(tx, req, 481, "Call/Transaction Does Not Exist", nil)
 		return
 	}
 	p.respond(tx, req, 200, "OK", nil)
 	select {
-	case l.pracks <- uint32(n):
+	case l.pracks <- rack.rseq:
 	default:
 	}
+}
+
+// rAck is a parsed RAck header: response-num CSeq-num Method (RFC 3262 section 7.2).
+type rAck struct {
+	rseq, cseq uint32
+	method     sip.RequestMethod
+}
+
+var errBadRAck = errors.New("malformed RAck")
+
+func parseRAck(v string) (rAck, error) {
+	f := strings.Fields(v)
+	if len(f) != 3 {
+		return rAck{}, fmt.Errorf("%w %q: want 3 fields", errBadRAck, v)
+	}
+	rseq, err := strconv.ParseUint(f[0], 10, 32)
+	if err != nil || rseq == 0 {
+		return rAck{}, fmt.Errorf("%w %q: response number", errBadRAck, v)
+	}
+	cseq, err := strconv.ParseUint(f[1], 10, 32)
+	if err != nil {
+		return rAck{}, fmt.Errorf("%w %q: CSeq number", errBadRAck, v)
+	}
+	return rAck{rseq: uint32(rseq), cseq: uint32(cseq), method: sip.RequestMethod(strings.ToUpper(f[2]))}, nil
+}
+
+// ackReliable reports whether rack acknowledges the reliable provisional the leg awaits a PRACK
+// for, and marks it acknowledged.
+func (l *leg) ackReliable(rack rAck) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.unacked == 0 || rack.rseq != l.unacked || rack.method != sip.INVITE || l.invite == nil ||
+		l.invite.CSeq() == nil || rack.cseq != l.invite.CSeq().SeqNo {
+		return false
+	}
+	l.unacked = 0
+	return true
 }
 
 // handleInDialog answers INFO and UPDATE inside a known dialog, and 481 outside one. An INFO

@@ -147,6 +147,11 @@ func (p *Embedded) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	var live []Registration
 	contacts := req.GetHeaders("Contact")
+	if badWildcard(contacts, expires) {
+		// RFC 3261 10.3 step 6: "*" only with Expires: 0 and alone; the bindings stay as they are.
+		p.respond(tx, req, 400, "Bad Request", nil)
+		return
+	}
 	for _, h := range contacts {
 		c, ok := h.(*sip.ContactHeader)
 		if !ok {
@@ -165,10 +170,6 @@ func (p *Embedded) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 			r.UserAgent = ua.Value()
 		}
 		live = p.loc.update(r, exp, c.Address.Wildcard)
-		if c.Address.Wildcard && exp != 0 {
-			p.respond(tx, req, 400, "Bad Request", nil) // RFC 3261 10.3 step 6: "*" needs Expires: 0
-			return
-		}
 	}
 	if len(contacts) == 0 {
 		live = p.loc.lookup(user, domain)
@@ -183,6 +184,17 @@ func (p *Embedded) handleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	p.stats.registrations.Add(1)
 	p.log.Info("registered", "user", user, "domain", domain, "ip", src, "contacts", len(live))
 	p.respondRes(tx, res)
+}
+
+// badWildcard reports a "*" Contact the registrar must refuse before touching any binding: with
+// an Expires other than 0 (or none, which means the default), or next to other contacts.
+func badWildcard(contacts []sip.Header, expires time.Duration) bool {
+	for _, h := range contacts {
+		if c, ok := h.(*sip.ContactHeader); ok && c.Address.Wildcard {
+			return expires != 0 || len(contacts) != 1
+		}
+	}
+	return false
 }
 
 // registerAuthorized runs the digest exchange of a REGISTER; it has answered the request when it
