@@ -10,6 +10,19 @@
 //
 // All timing goes through the time package, so a network runs in real time and, unchanged, in
 // virtual time inside a testing/synctest bubble. Close ends every goroutine the network started.
+//
+// Reproducibility: each direction draws its random decisions (loss, duplication, jitter) from
+// streams seeded by the network's seed and the direction's name, in the order packets reach it.
+// The same seed and the same packet order on a link give the same decisions, on every run. What
+// does vary is the order itself when several goroutines send at the same instant (audio and
+// video of one call, two calls on one link): the Go scheduler interleaves them differently from
+// run to run, even in virtual time, so which packet of which stream is lost varies while the
+// rates and burst statistics stay those of the model. Keying the draws by flow would not help:
+// a BUNDLEd call carries audio and video on one 5-tuple, and vnet picks ports at random.
+//
+// The topology is a star: a host's access link (Up, Down) carries everything it sends and
+// receives, whoever the peer; to impair one path and not another, give the peers their own
+// hosts.
 package netem
 
 import (
