@@ -254,9 +254,10 @@ type direction struct {
 	out    sendStats    // what the destination leg was sent
 	rw     rewriter
 	dtmf   dtmfDetector
-	dtmfIn uint64 // events detected on the source leg
-	write  Writer // the whole chain
-	inject Writer // the chain from the rewrite step on: generated packets enter here
+	dtmfIn uint64         // events detected on the source leg
+	gen    generatedEvent // SendDTMF's event in progress toward the destination leg
+	write  Writer         // the whole chain
+	inject Writer         // the chain from the rewrite step on: generated packets enter here
 	pkt    Packet
 	wbuf   [1500]byte
 }
@@ -279,6 +280,7 @@ func (s *Stream) pipeline() {
 		consumeEvents(&s.toSIP.rw),                         // events the SIP side lacks: not forwarded (SIP INFO), no sequence gap
 		mapPayloadType(),                                   // to the SIP side's payload type; what it lacks is dropped
 		stripExtensions(),                                  // their ids belong to the client's negotiation
+		endGeneratedEvent(&s.toSIP.gen),                    // a forwarded event ends SendDTMF's: no overlap
 		injectHere(&s.toSIP.inject),                        // SendDTMF's generated packets enter here
 		rewrite(&s.toSIP.rw),                               // into the SIP stream: our SSRC, continuous sequence and timestamps
 		countOut(&s.toSIP.out),                             // what the SIP leg's sender reports state
@@ -292,11 +294,12 @@ func (s *Stream) pipeline() {
 		classify(tables, LegSIP), // payload type -> format, clock, WebRTC payload type
 		countIn(&s.toWebRTC.in),  // SIP leg receive stats, the source of its receiver reports
 		detectDTMF(&s.toWebRTC.dtmf, s.reportDTMF(LegSIP)), // RFC 4733 events to the call layer
-		mapPayloadType(),               // to the client's payload type; what it lacks is dropped
-		stripExtensions(),              // their ids belong to the PBX's side
-		injectHere(&s.toWebRTC.inject), // SendDTMF's generated packets enter here
-		rewrite(&s.toWebRTC.rw),        // continuous across re-INVITEs and PBX source changes
-		countOut(&s.toWebRTC.out),      // what the WebRTC leg was sent
+		mapPayloadType(),                   // to the client's payload type; what it lacks is dropped
+		stripExtensions(),                  // their ids belong to the PBX's side
+		endGeneratedEvent(&s.toWebRTC.gen), // a forwarded event ends SendDTMF's: no overlap
+		injectHere(&s.toWebRTC.inject),     // SendDTMF's generated packets enter here
+		rewrite(&s.toWebRTC.rw),            // continuous across re-INVITEs and PBX source changes
+		countOut(&s.toWebRTC.out),          // what the WebRTC leg was sent
 	)
 }
 
@@ -500,6 +503,14 @@ func (s *Stream) SendDTMF(ctx context.Context, to Leg, digit rune, d time.Durati
 	}
 	tick := time.NewTicker(s.b.cfg.DTMFInterval)
 	defer tick.Stop()
+	if err := s.awaitForwardedEventEnd(ctx, dir, tick.C); err != nil {
+		return err
+	}
+	defer func() {
+		dir.mu.Lock()
+		dir.gen = generatedEvent{}
+		dir.mu.Unlock()
+	}()
 	var ts uint32
 	var buf [4]byte
 	for first := true; ; first = false {
@@ -509,12 +520,21 @@ func (s *Stream) SendDTMF(ctx context.Context, to Leg, digit rune, d time.Durati
 		}
 		now := time.Now()
 		dir.mu.Lock()
+		if dir.gen.cut { // a forwarded event started: this one was ended for it
+			dir.mu.Unlock()
+			return nil
+		}
 		if first {
 			ts = rand.Uint32()
 			if dir.rw.sent {
 				ts = dir.rw.nowTS(now, entry.clock)
 			}
 			dir.out.dtmfEvents++
+			dir.gen = generatedEvent{active: true, ts: ts, entry: entry, code: plan.code}
+		}
+		if ev, err := parseTelephoneEvent(payload); err == nil {
+			dir.gen.duration = ev.duration
+			dir.gen.active = !ev.end
 		}
 		p := &Packet{
 			Header:  rtp.Header{Version: 2, Marker: marker, PayloadType: entry.out, SequenceNumber: uint16(rand.Uint32()), Timestamp: ts},
@@ -527,6 +547,32 @@ func (s *Stream) SendDTMF(ctx context.Context, to Leg, digit rune, d time.Durati
 		}
 		select {
 		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.b.ctx.Done():
+			return errClosed
+		}
+	}
+}
+
+// maxForwardedEventWait bounds how long SendDTMF waits for a forwarded event to end (its end
+// packets may all be lost): longer than any key press.
+const maxForwardedEventWait = 2 * time.Second
+
+// awaitForwardedEventEnd waits, a tick at a time, until no event of the source leg is being
+// forwarded on dir (its end packets included), so a generated event does not start inside it.
+func (s *Stream) awaitForwardedEventEnd(ctx context.Context, dir *direction, tick <-chan time.Time) error {
+	deadline := time.Now().Add(maxForwardedEventWait)
+	for {
+		dir.mu.Lock()
+		// The repeated end packets come within an update interval or two of the first.
+		busy := dir.dtmf.forwarding(time.Now(), 2*s.b.cfg.DTMFInterval)
+		dir.mu.Unlock()
+		if !busy || time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-tick:
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.b.ctx.Done():

@@ -319,6 +319,66 @@ func TestDTMF(t *testing.T) {
 	})
 }
 
+// TestDTMFNoOverlap: an event the bridge generates and the client's own events never overlap
+// in the SIP stream (RFC 4733 2.5.1): a forwarded event that starts while a generated one is
+// sent ends the generated one first (end packets at the duration reached), and a generated
+// event waits for a forwarded one to end.
+func TestDTMFNoOverlap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCall(t, callOptions{sip: []rtc.Codec{sipPCMU, sipTE8k}})
+		clientTE := c.sel.Events[0].WebRTC.PayloadType
+		ctx := context.Background()
+		var seq uint16
+		clientEvent := func(code uint8, ts uint32, durations ...uint16) {
+			for k, d := range durations {
+				seq++
+				ev := telephoneEvent{code: code, duration: d, end: k >= len(durations)-3}
+				h := rtp.Header{Version: 2, PayloadType: clientTE, Marker: k == 0, SequenceNumber: seq, Timestamp: ts}
+				_ = c.clientAudio.WriteRTP(&h, ev.marshalTo(nil))
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		seq++
+		_ = c.clientAudio.WriteRTP(&rtp.Header{Version: 2, PayloadType: 0, SequenceNumber: seq, Timestamp: 1}, toneFrame(1000, 0))
+		time.Sleep(100 * time.Millisecond)
+
+		// A 400 ms generated '5', and 120 ms into it the client's '3'.
+		done := make(chan error, 1)
+		go func() { done <- c.audio.SendDTMF(ctx, LegSIP, '5', 400*time.Millisecond) }()
+		time.Sleep(120 * time.Millisecond)
+		clientEvent(3, 8000, 160, 320, 480, 640, 640, 640)
+		must(t, <-done)
+		// The client's '9' goes on while the bridge is asked for an '8': the '8' waits.
+		go func() { done <- c.audio.SendDTMF(ctx, LegSIP, '8', 100*time.Millisecond) }()
+		clientEvent(9, 16000, 160, 320, 480, 640, 800, 960, 960, 960, 960)
+		must(t, <-done)
+		time.Sleep(100 * time.Millisecond)
+
+		stream := byPT(c.phoneAudio.packets(), 101)
+		slices.SortFunc(stream, func(a, b rtp.Packet) int { return int(int16(a.SequenceNumber - b.SequenceNumber)) })
+		var order []string
+		for _, p := range stream {
+			e, _ := parseTelephoneEvent(p.Payload)
+			digit := string(eventDigit(e.code))
+			if e.end {
+				digit += "/end"
+			}
+			if len(order) == 0 || order[len(order)-1] != digit {
+				order = append(order, digit)
+			}
+		}
+		want := []string{"5", "5/end", "3", "3/end", "9", "9/end", "8", "8/end"}
+		if !slices.Equal(order, want) {
+			t.Fatalf("events in the SIP stream: %v, want %v (no interleaving)", order, want)
+		}
+		for _, p := range stream {
+			if e, _ := parseTelephoneEvent(p.Payload); e.code == 5 && e.end && (e.duration == 0 || e.duration >= 3200) {
+				t.Errorf("the cut '5' ends at duration %d: want the duration reached (under 400 ms = 3200)", e.duration)
+			}
+		}
+	})
+}
+
 // TestVideoPassthroughAndPLI: VP8 crosses both ways unchanged but for the payload type
 // (client 96, PBX 100), and key-frame requests cross too: the PBX's RTCP PLI reaches the
 // client's sender, the client's PLI reaches the PBX as RTCP PLI and the call layer's

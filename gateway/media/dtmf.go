@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/pion/rtp"
 )
 
 var (
@@ -83,6 +85,16 @@ type dtmfDetector struct {
 	ended    bool
 	code     uint8
 	duration uint16
+	// forwarded: the current event goes on to the other leg (not consumed for SIP INFO);
+	// last is when its latest packet arrived.
+	forwarded bool
+	last      time.Time
+}
+
+// forwarding reports whether an event is being forwarded to the other leg at now: it has not
+// ended, or its repeated end packets may still come (within quiet of the last packet).
+func (d *dtmfDetector) forwarding(now time.Time, quiet time.Duration) bool {
+	return d.forwarded && ((d.active && !d.ended) || now.Sub(d.last) < quiet)
 }
 
 // observe returns the reports p causes (at most two: the end of a previous event whose end
@@ -155,4 +167,43 @@ func (p *dtmfPlan) next(buf []byte) (payload []byte, marker, done bool) {
 		p.ends++
 	}
 	return ev.marshalTo(buf[:0]), marker, false
+}
+
+// generatedEvent is the event SendDTMF is sending on a direction, known to the forwarding path
+// so that the two never overlap in one RTP stream (RFC 4733 2.5.1: one event at a time). The
+// direction's mu guards it.
+type generatedEvent struct {
+	active bool
+	// cut: a forwarded event started and ended this one early; SendDTMF stops.
+	cut      bool
+	ts       uint32
+	entry    codecEntry
+	code     uint8
+	duration uint16 // as last sent
+}
+
+// endGeneratedEvent lets the client's (or the PBX's) own events through without overlapping
+// an event the bridge generates on the same stream: when a forwarded event packet comes while a
+// generated event is being sent, the generated one ends there (its end packet, three times, at
+// the duration reached), then the forwarded packet goes on.
+func endGeneratedEvent(g *generatedEvent) Handler {
+	return HandlerFunc(func(_ Path, next Writer) Writer {
+		return WriterFunc(func(p *Packet) error {
+			if g.active && p.codec.event && !p.Generated {
+				g.active, g.cut = false, true
+				var buf [4]byte
+				payload := telephoneEvent{code: g.code, end: true, volume: 10, duration: g.duration}.marshalTo(buf[:0])
+				for range 3 {
+					end := &Packet{
+						Header:  rtp.Header{Version: 2, PayloadType: g.entry.out, Timestamp: g.ts},
+						Payload: payload, Arrival: p.Arrival, Generated: true, codec: g.entry,
+					}
+					if err := next.Write(end); err != nil {
+						return err
+					}
+				}
+			}
+			return next.Write(p)
+		})
+	})
 }

@@ -73,8 +73,10 @@ func detectDTMF(d *dtmfDetector, report func(DTMF)) Handler {
 		switch {
 		case p.codec.consume:
 			d.observe(p, p.codec.clock, reportInfo)
+			d.forwarded = false
 		case p.codec.event:
 			d.observe(p, p.codec.clock, report)
+			d.forwarded, d.last = true, p.Arrival
 		}
 		return nil
 	})
