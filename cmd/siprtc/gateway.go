@@ -154,12 +154,19 @@ func runGatewayRun(args []string, stdout, stderr io.Writer) error {
 		defer f.Close()
 		opts = append(opts, gateway.WithCDR(f))
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serveGateway(ctx, stop, cfg, opts, *drain, stderr)
+}
+
+// serveGateway runs the gateway of cfg on the host's network until ctx ends (then it drains
+// calls for up to drain and stops) or its HTTP side fails. stop is called when ctx ended, so a
+// second signal kills the process.
+func serveGateway(ctx context.Context, stop func(), cfg *config.Config, opts []gateway.Option, drain time.Duration, stderr io.Writer) error {
 	g, err := gateway.New(cfg, opts...)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	closeNow := func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -200,8 +207,8 @@ func runGatewayRun(args []string, stdout, stderr io.Writer) error {
 	select {
 	case <-ctx.Done():
 		stop() // a second signal kills the process
-		fmt.Fprintf(stderr, "siprtc gateway: stopping (%d call(s) may go on for up to %v)\n", g.ActiveCalls(), *drain)
-		dctx, cancel := context.WithTimeout(context.Background(), *drain)
+		fmt.Fprintf(stderr, "siprtc gateway: stopping (%d call(s) may go on for up to %v)\n", g.ActiveCalls(), drain)
+		dctx, cancel := context.WithTimeout(context.Background(), drain)
 		defer cancel()
 		return g.Shutdown(dctx, 10*time.Second)
 	case err := <-served:

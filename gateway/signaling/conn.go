@@ -145,6 +145,7 @@ func (c *conn) send(m any) {
 		c.log.Error("cannot encode message", "err", err)
 		return
 	}
+	c.logFrame("sent", b)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
@@ -222,6 +223,7 @@ func (c *conn) handle(typ websocket.MessageType, data []byte) {
 		c.replyError("", errorf(CodeInvalidMessage, "binary messages are not supported"))
 		return
 	}
+	c.logFrame("received", data)
 	req, e := decodeRequest(data)
 	switch {
 	case !allowed:
@@ -339,4 +341,15 @@ func (c *conn) kick(s *Session) {
 	c.send(kickedMsg{Type: TypeKicked, Reason: "logged in elsewhere"})
 	s.end()
 	c.closeWith(CloseKicked, "logged in elsewhere")
+}
+
+// LevelSensitive is the level of the log lines that carry whole protocol messages: tokens, SDP
+// and invitation content (SRProxy's level 0, SENSITIVE; gateway/config.LevelSensitive).
+const LevelSensitive = slog.LevelDebug - 4
+
+// logFrame logs a whole frame at LevelSensitive, only when that level is on.
+func (c *conn) logFrame(what string, data []byte) {
+	if c.log.Enabled(c.ctx, LevelSensitive) {
+		c.log.Log(c.ctx, LevelSensitive, "frame "+what, "frame", string(data))
+	}
 }

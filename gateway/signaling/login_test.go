@@ -3,6 +3,9 @@ package signaling
 import (
 	"context"
 	"io"
+	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -187,4 +190,42 @@ func TestServerCloseEndsEverything(t *testing.T) {
 			t.Fatalf("DeliverInvitation after Close: %v", err)
 		}
 	})
+}
+
+// lockedBuffer is a log destination the server's goroutines write to.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestFramesLoggedAtSensitiveOnly: whole messages (the token among them) reach the log at
+// LevelSensitive (SRProxy's level 0), never at debug.
+func TestFramesLoggedAtSensitiveOnly(t *testing.T) {
+	for _, level := range []slog.Level{LevelSensitive, slog.LevelDebug} {
+		var out lockedBuffer
+		synctest.Test(t, func(t *testing.T) {
+			log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: level}))
+			e := newEnv(t, WithLogger(log))
+			defer e.close()
+			c := e.dial()
+			defer c.close()
+			c.login("1005")
+		})
+		logged := strings.Contains(out.String(), `msg="frame received"`) && strings.Contains(out.String(), `\"token\":`) && strings.Contains(out.String(), `msg="frame sent"`)
+		if logged != (level == LevelSensitive) {
+			t.Errorf("at level %v the login frame was logged: %v\n%s", level, logged, out.String())
+		}
+	}
 }
