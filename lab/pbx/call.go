@@ -384,6 +384,7 @@ func (p *Embedded) handleReinvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	res.AppendHeader(p.contact())
+	grantSessionTimer(req, res)
 	if len(l.localSDP) > 0 {
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		res.SetBody(l.localSDP)
@@ -462,6 +463,7 @@ func (p *Embedded) relayReinvite(l, other *leg, req *sip.Request, tx sip.ServerT
 	}
 	ok := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	ok.AppendHeader(p.contact())
+	grantSessionTimer(req, ok) // the session timer is this leg's, not relayed
 	ok.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	ok.SetBody(answer)
 	p.respondRes(tx, ok)

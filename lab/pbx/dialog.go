@@ -265,6 +265,7 @@ func (l *leg) sendReliable(res *sip.Response, final <-chan struct{}) bool {
 func (l *leg) sendFinal2xx(ctx context.Context, body []byte) bool {
 	res := l.response(200, "OK", body)
 	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, INFO, UPDATE"))
+	grantSessionTimer(l.invite, res)
 	l.p.respondRes(l.tx, res)
 	interval := sip.T1
 	deadline := time.NewTimer(64 * sip.T1)
@@ -446,7 +447,11 @@ func (p *Embedded) handleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	other := l.bridged()
 	if req.Method != sip.INFO || len(req.Body()) == 0 || other == nil {
-		p.respond(tx, req, 200, "OK", nil)
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		if req.Method == sip.UPDATE {
+			grantSessionTimer(req, res) // a session refresh, answered on this leg
+		}
+		p.respondRes(tx, res)
 		return
 	}
 	relay := other.newRequest(sip.INFO)
