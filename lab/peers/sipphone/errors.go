@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/siprtc/siprtc/gateway/sipua"
+	"github.com/siprtc/siprtc/internal/tone"
 )
 
 // The phone's SIP errors are sipua's: the phone's SIP side is sipua.
@@ -38,6 +39,13 @@ var (
 	ErrBadStatus = sipua.ErrBadStatus
 	// ErrNoRTPPort is returned when no port of the RTP range could be bound.
 	ErrNoRTPPort = errors.New("sipphone: no free RTP port")
+	// ErrNoTone is returned by Media.ToneFrequency when too little decodable audio has arrived
+	// to estimate a frequency, or it is silence.
+	ErrNoTone = tone.ErrNoTone
+	// ErrUndecodable is returned by Media.ToneFrequency when the audio received is in a codec
+	// the phone cannot decode (Opus: there is no Go Opus decoder among the module's
+	// dependencies).
+	ErrUndecodable = errors.New("sipphone: received audio codec cannot be decoded")
 )
 
 // StatusError is the error for a non-2xx final response. Tests assert its Code (486, 487, 403...).

@@ -16,12 +16,15 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/siprtc/siprtc/internal/g711"
+	"github.com/siprtc/siprtc/internal/tone"
 )
 
 const (
 	frameDuration = 20 * time.Millisecond
 	frameSamples  = 160 // 20 ms at 8 kHz
 	toneAmplitude = 0.25 * math.MaxInt16
+	// toneWindow is how many decoded audio frames ToneFrequency looks at: the last 2 s.
+	toneWindow = 100
 )
 
 // Repair kinds of PacketRecord.Repaired.
@@ -138,6 +141,9 @@ type Media struct {
 	sent       []SentRecord
 	sources    map[uint32]*sourceState
 	lastSource *sourceState
+	frames     []tone.Frame // the last toneWindow decoded G.711 frames
+	frameRate  uint32       // their sample rate
+	opaque     bool         // audio arrived in a codec the phone cannot decode (Opus)
 	wg         sync.WaitGroup
 }
 
@@ -524,6 +530,8 @@ func (m *Media) record(now time.Time, pkt *rtp.Packet, size int) {
 		s.Reordered++
 	}
 
+	m.decode(pkt)
+
 	// Interarrival jitter, RFC 3550 6.4.1: D = (Rj-Ri) - (Sj-Si), in timestamp units; the
 	// timestamp difference is taken modulo 2^32.
 	arrival := int64(now.Sub(src.firstArrival).Seconds() * src.clockRate)
@@ -532,6 +540,44 @@ func (m *Media) record(now time.Time, pkt *rtp.Packet, size int) {
 		src.jitter += (math.Abs(d) - src.jitter) / 16
 	}
 	src.lastArrival, src.lastTS, src.havePrev = arrival, pkt.Timestamp, true
+}
+
+// decode keeps the decoded samples of a packet of the negotiated audio codec (G.711) for
+// ToneFrequency; other payload types (telephone-event, comfort noise) are left out. Called
+// with m.mu held.
+func (m *Media) decode(pkt *rtp.Packet) {
+	if !m.hasCodec || pkt.PayloadType != m.codec.pt {
+		return
+	}
+	var decode func(byte) int16
+	switch m.codec.name {
+	case "PCMU":
+		decode = g711.DecodeULaw
+	case "PCMA":
+		decode = g711.DecodeALaw
+	default:
+		m.opaque = true
+		return
+	}
+	samples := make([]int16, len(pkt.Payload))
+	for i, b := range pkt.Payload {
+		samples[i] = decode(b)
+	}
+	m.frames = tone.Window(m.frames, tone.Frame{TS: pkt.Timestamp, Samples: samples}, toneWindow)
+	m.frameRate = m.codec.rate
+}
+
+// ToneFrequency estimates the dominant frequency of the audio received over the last 2 s (the
+// newest 100 frames of the negotiated codec, decoded: G.711 only). It returns ErrUndecodable
+// when the audio is Opus, ErrNoTone when there is too little of it or it is silence.
+func (m *Media) ToneFrequency() (float64, error) {
+	m.mu.Lock()
+	frames, rate, opaque := append([]tone.Frame(nil), m.frames...), m.frameRate, m.opaque
+	m.mu.Unlock()
+	if len(frames) == 0 && opaque {
+		return 0, ErrUndecodable
+	}
+	return tone.Estimate(frames, rate)
 }
 
 func randUint32() uint32 {

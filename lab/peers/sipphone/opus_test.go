@@ -2,6 +2,7 @@ package sipphone
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -37,6 +38,9 @@ func TestOpusCall(t *testing.T) {
 			s := c.Media().Stats()
 			if s.Codec != "opus" || s.PayloadType != 111 || s.PacketsReceived < 95 || s.Lost != 0 {
 				t.Errorf("%s: %+v", name, s)
+			}
+			if _, err := c.Media().ToneFrequency(); !errors.Is(err, ErrUndecodable) {
+				t.Errorf("%s: tone of Opus: %v, want ErrUndecodable", name, err)
 			}
 			sent, received := c.Packets()
 			var audio []SentRecord

@@ -1,7 +1,7 @@
 // Package sipphone is the lab's SIP phone: a real user agent that registers with digest
 // authentication, places and answers calls with SDP offer/answer, supports reliable provisional
 // responses (RFC 3262, both sides), follows re-INVITEs (hold and resume), and sends and records
-// real G.711 RTP (or silent Opus), and with the Video option a synthetic VP8 stream on a second
+// real G.711 RTP (or silent Opus), and with the Video option a synthetic VP8 or H.264 stream on a second
 // m-line.
 //
 // Its SIP side is the gateway's own dialog layer, gateway/sipua: the phone adds what a phone
@@ -148,8 +148,8 @@ func New(cfg Config, opts ...Option) (*Phone, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.video != nil && !isVP8(o.video.codec) {
-		return nil, fmt.Errorf("%w: unsupported video codec %q (VP8 is)", ErrInvalidConfig, o.video.codec)
+	if o.video != nil && !isVP8(o.video.codec) && !isH264(o.video.codec) {
+		return nil, fmt.Errorf("%w: unsupported video codec %q (VP8 and H264 are)", ErrInvalidConfig, o.video.codec)
 	}
 	log := cfg.Logger.With("phone", cfg.User)
 	ua, err := sipua.New(sipua.Config{

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func TestCallCarriesAudioBothWaysAndByeEndsIt(t *testing.T) {
 			defer cancel()
 			n := newTestNetwork(t, network)
 			a := newPhone(t, n, "alice", func(c *Config) { c.DisplayName = "Alice" })
-			b := newPhone(t, n, "bob", nil)
+			b := newPhone(t, n, "bob", nil, ToneFrequency(1000))
 			n.start(t)
 			defer n.stop()
 			startPhones(t, ctx, a, b)
@@ -77,6 +78,16 @@ func TestCallCarriesAudioBothWaysAndByeEndsIt(t *testing.T) {
 			}
 
 			time.Sleep(time.Second)
+			// Each side hears the other's tone: alice's 440 Hz at bob, bob's 1000 Hz at alice.
+			for _, tc := range []struct {
+				who  string
+				c    *Call
+				want float64
+			}{{"alice", ca, 1000}, {"bob", cb, 440}} {
+				if f, err := tc.c.Media().ToneFrequency(); err != nil || math.Abs(f-tc.want) > 5 {
+					t.Errorf("%s hears %.1f Hz (%v), want %v", tc.who, f, err, tc.want)
+				}
+			}
 			if err := ca.Hangup(ctx); err != nil {
 				t.Fatalf("hangup: %v", err)
 			}

@@ -65,7 +65,7 @@ func answerDirection(offer string) string {
 }
 
 // sessionDescription builds the phone's offer (several codecs) or answer (the chosen one).
-// video, when not nil, adds an m=video line with VP8 (port 0 refuses the peer's video).
+// video, when not nil, adds an m=video line with its codec (port 0 refuses the peer's video).
 func sessionDescription(ip netip.Addr, port int, sessionID, version uint64, cs []codec, direction string, video *videoLine) ([]byte, error) {
 	md := &sdp.MediaDescription{
 		MediaName: sdp.MediaName{
@@ -101,6 +101,9 @@ func sessionDescription(ip netip.Addr, port int, sessionID, version uint64, cs [
 				Formats: []string{strconv.Itoa(int(video.pt))},
 			},
 			Attributes: []sdp.Attribute{sdp.NewAttribute("rtpmap", video.rtpmap())},
+		}
+		if f := video.fmtp(); f != "" {
+			vd.Attributes = append(vd.Attributes, sdp.NewAttribute("fmtp", f))
 		}
 		if video.port != 0 {
 			vd.Attributes = append(vd.Attributes, sdp.NewAttribute("rtcp-fb", strconv.Itoa(int(video.pt))+" nack pli"), sdp.NewPropertyAttribute(direction))
@@ -234,18 +237,26 @@ func parseVideo(sd *sdp.SessionDescription) (*remoteVideo, error) {
 			return nil, fmt.Errorf("%w: connection address %q", ErrBadSDP, ci.Address.Address)
 		}
 		rv.addr = netip.AddrPortFrom(ip.Unmap(), uint16(md.MediaName.Port.Value))
-		for _, f := range md.MediaName.Formats { // the first VP8 format, in the peer's order
+		for _, f := range md.MediaName.Formats { // in the peer's order
+			v, err := strconv.ParseUint(f, 10, 7)
+			if err != nil {
+				continue
+			}
+			vf := videoFormat{pt: uint8(v)}
 			for _, a := range md.Attributes {
-				pt, enc, ok := strings.Cut(a.Value, " ")
-				name, _, _ := strings.Cut(enc, "/")
-				if a.Key == "rtpmap" && ok && pt == f && isVP8(name) {
-					if v, err := strconv.ParseUint(pt, 10, 7); err == nil {
-						rv.pt, rv.vp8 = uint8(v), true
-					}
+				pt, rest, ok := strings.Cut(a.Value, " ")
+				if !ok || pt != f {
+					continue
+				}
+				switch a.Key {
+				case "rtpmap":
+					vf.name, _, _ = strings.Cut(rest, "/")
+				case "fmtp":
+					vf.fmtp = rest
 				}
 			}
-			if rv.vp8 {
-				break
+			if vf.name != "" {
+				rv.formats = append(rv.formats, vf)
 			}
 		}
 		return rv, nil

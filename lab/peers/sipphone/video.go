@@ -13,10 +13,11 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
+	"github.com/siprtc/siprtc/internal/h264synth"
 	"github.com/siprtc/siprtc/internal/vp8synth"
 )
 
-// defaultVideoPT is the dynamic payload type the phone offers VP8 with.
+// defaultVideoPT is the dynamic payload type the phone offers its video codec with.
 const defaultVideoPT = 96
 
 // keyFrameEvery is the synthetic video's key frame interval.
@@ -32,8 +33,12 @@ type VideoStats struct {
 	PacketsSent, FramesSent, KeyFramesSent uint64
 
 	PacketsReceived, BytesReceived    uint64
-	FramesReceived, KeyFramesReceived uint64 // frames by distinct timestamp; key frames by VP8 tag
+	FramesReceived, KeyFramesReceived uint64 // frames by distinct timestamp; key frames by VP8 tag or H.264 IDR
 	Invalid                           uint64 // datagrams that were neither RTP nor RTCP
+
+	// NALUnits are the H.264 NAL units reassembled from what was received, CorruptNALUnits
+	// those whose checksum (internal/h264synth) did not match, or malformed packets. VP8: 0.
+	NALUnits, CorruptNALUnits uint64
 
 	KeyFrameRequests uint64 // RTCP PLI and FIR received
 	FastUpdates      uint64 // SIP INFO picture_fast_update received (also answered with a key frame)
@@ -45,14 +50,20 @@ type videoOptions struct {
 	bitrate, fps int
 }
 
-// Video makes the phone offer, and accept, a video stream besides audio: codec (only "VP8"),
-// with PT 96 when the phone offers (the offer's payload type when it answers), sending the
-// synthetic VP8 of internal/vp8synth at bitrate bit/s and fps frames a second (zero: 300 kbit/s,
-// 25 fps), key frames every 3 s and on RTCP PLI/FIR. Received video is counted in
-// MediaStats.Video. Without it, the phone is audio only.
+// Video makes the phone offer, and accept, a video stream besides audio: codec "VP8" or "H264"
+// (packetization-mode 1, constrained baseline: h264synth.Fmtp), with PT 96 when the phone offers
+// (the offer's payload type when it answers), sending the synthetic video of internal/vp8synth or
+// internal/h264synth at bitrate bit/s and fps frames a second (zero: 300 kbit/s, 25 fps), key
+// frames every 3 s and on RTCP PLI/FIR. Received video is counted in MediaStats.Video. Without
+// it, the phone is audio only.
 func Video(codec string, bitrate, fps int) Option {
 	return func(o *options) {
 		o.video = &videoOptions{codec: codec, bitrate: orDefault(bitrate, 300_000), fps: orDefault(fps, 25)}
+		if isH264(codec) {
+			o.video.codec = "H264"
+		} else if isVP8(codec) {
+			o.video.codec = "VP8"
+		}
 	}
 }
 
@@ -67,16 +78,35 @@ func orDefault(v, def int) int {
 type remoteVideo struct {
 	addr     netip.AddrPort // port 0: the stream is refused
 	rtcpPort uint16
-	pt       uint8
-	vp8      bool // the m-line has VP8 (pt is its payload type)
+	formats  []videoFormat // the m-line's formats with an rtpmap, in the peer's order
+}
+
+// videoFormat is one format of a peer's video m-line.
+type videoFormat struct {
+	pt         uint8
+	name, fmtp string
+}
+
+// find is the payload type of the first format of codec (VP8, or H264 in packetization-mode 1).
+func (rv *remoteVideo) find(codec string) (uint8, bool) {
+	for _, f := range rv.formats {
+		if !strings.EqualFold(f.name, codec) {
+			continue
+		}
+		if isH264(codec) && !strings.Contains(strings.ReplaceAll(f.fmtp, " ", ""), "packetization-mode=1") {
+			continue
+		}
+		return f.pt, true
+	}
+	return 0, false
 }
 
 // videoState is where the phone stands with video, which decides its next m=video line.
 type videoState int
 
 const (
-	videoOffer    videoState = iota // no remote description yet: offer VP8 with PT 96
-	videoAccepted                   // the peer has VP8 on a live m-line
+	videoOffer    videoState = iota // no remote description yet: offer the codec with PT 96
+	videoAccepted                   // the peer has the codec on a live m-line
 	videoRefused                    // the peer's video m-line cannot be used: answer with port 0
 	videoAbsent                     // the peer's description has no video: no m=video line
 )
@@ -101,6 +131,7 @@ type videoStream struct {
 	ts        uint32
 	stats     VideoStats
 	lastFrame map[uint32]uint32 // newest timestamp per source
+	h264      map[uint32]*h264synth.Depacketizer
 }
 
 // newVideo binds the video port pair of m.
@@ -113,8 +144,9 @@ func (p *Phone) newVideo(m *Media) (*videoStream, error) {
 		conn: conn, rtcpConn: rtcpConn, local: local, opts: *p.opts.video, m: m,
 		seed: uint64(randUint32()), pt: defaultVideoPT,
 		ssrc: randUint32(), seq: uint16(randUint32()), ts: randUint32(), lastFrame: map[uint32]uint32{},
+		h264: map[uint32]*h264synth.Depacketizer{},
 	}
-	v.stats.LocalAddr, v.stats.Codec, v.stats.PayloadType = local, "VP8", defaultVideoPT
+	v.stats.LocalAddr, v.stats.Codec, v.stats.PayloadType = local, v.opts.codec, defaultVideoPT
 	return v, nil
 }
 
@@ -129,23 +161,28 @@ func (v *videoStream) line() *videoLine {
 	case videoAbsent:
 		return nil
 	case videoRefused:
-		return &videoLine{port: 0, pt: v.pt}
+		return &videoLine{port: 0, pt: v.pt, codec: v.opts.codec}
 	}
-	return &videoLine{port: int(v.local.Port()), pt: v.pt}
+	return &videoLine{port: int(v.local.Port()), pt: v.pt, codec: v.opts.codec}
 }
 
 // setRemote follows the peer's description: rv nil means it has no video.
 func (v *videoStream) setRemote(rv *remoteVideo) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	var pt uint8
+	var ok bool
+	if rv != nil {
+		pt, ok = rv.find(v.opts.codec)
+	}
 	switch {
 	case rv == nil:
 		v.state, v.remote = videoAbsent, netip.AddrPort{}
-	case !rv.vp8 || rv.addr.Port() == 0:
+	case !ok || rv.addr.Port() == 0:
 		v.state, v.remote = videoRefused, netip.AddrPort{}
 	default:
-		v.state, v.remote, v.pt = videoAccepted, rv.addr, rv.pt
-		v.stats.PayloadType = rv.pt
+		v.state, v.remote, v.pt = videoAccepted, rv.addr, pt
+		v.stats.PayloadType = pt
 	}
 	v.stats.RemoteAddr = v.remote
 	if v.state != videoAccepted && v.stop != nil {
@@ -193,16 +230,27 @@ func (v *videoStream) snapshot() VideoStats {
 	return v.stats
 }
 
+// videoSource is a synthetic encoder: vp8synth's or h264synth's.
+type videoSource interface {
+	Next(now time.Time, forceKey bool) ([]byte, bool)
+	Interval() time.Duration
+	TimestampStep() uint32
+}
+
 // send sends a frame every frame interval, cut into packets with the marker on the last.
 func (v *videoStream) send(stop chan struct{}) {
 	defer v.m.wg.Done()
-	src := vp8synth.NewSource(v.seed, v.opts.bitrate, v.opts.fps, keyFrameEvery)
+	var src videoSource = vp8synth.NewSource(v.seed, v.opts.bitrate, v.opts.fps, keyFrameEvery)
+	packetize := vp8synth.Packetize
+	if isH264(v.opts.codec) {
+		src, packetize = h264synth.NewSource(v.seed, v.opts.bitrate, v.opts.fps, keyFrameEvery), h264synth.Packetize
+	}
 	ticker := time.NewTicker(src.Interval())
 	defer ticker.Stop()
-	buf := make([]byte, 12+vp8synth.MaxPayload)
+	buf := make([]byte, 12+max(vp8synth.MaxPayload, h264synth.MaxPayload))
 	for {
 		frame, key := src.Next(time.Now(), v.keyFrame.Swap(false))
-		v.sendFrame(frame, key, buf)
+		v.sendFrame(packetize(frame), key, buf)
 		v.mu.Lock()
 		v.ts += src.TimestampStep()
 		v.mu.Unlock()
@@ -214,8 +262,7 @@ func (v *videoStream) send(stop chan struct{}) {
 	}
 }
 
-func (v *videoStream) sendFrame(frame []byte, key bool, buf []byte) {
-	payloads := vp8synth.Packetize(frame)
+func (v *videoStream) sendFrame(payloads [][]byte, key bool, buf []byte) {
 	for i, payload := range payloads {
 		v.mu.Lock()
 		remote := v.remote
@@ -282,7 +329,20 @@ func (v *videoStream) receive(conn net.PacketConn) {
 			v.lastFrame[pkt.SSRC] = pkt.Timestamp
 			v.stats.FramesReceived++
 		}
-		if key, ok := vp8synth.KeyFrameStart(pkt.Payload); ok && key {
+		if isH264(v.opts.codec) {
+			d := v.h264[pkt.SSRC]
+			if d == nil {
+				d = &h264synth.Depacketizer{}
+				v.h264[pkt.SSRC] = d
+			}
+			before := d.Stats()
+			if d.Push(pkt.SequenceNumber, pkt.Payload) {
+				v.stats.KeyFramesReceived++
+			}
+			after := d.Stats()
+			v.stats.NALUnits += after.NALUnits - before.NALUnits
+			v.stats.CorruptNALUnits += after.Corrupt - before.Corrupt
+		} else if key, ok := vp8synth.KeyFrameStart(pkt.Payload); ok && key {
 			v.stats.KeyFramesReceived++
 		}
 		v.mu.Unlock()
@@ -316,10 +376,23 @@ func (v *videoStream) readRTCP(b []byte) {
 
 // videoLine is the phone's m=video line: port 0 refuses the peer's stream.
 type videoLine struct {
-	port int
-	pt   uint8
+	port  int
+	pt    uint8
+	codec string // VP8 or H264
 }
 
-func (l *videoLine) rtpmap() string { return fmt.Sprintf("%d VP8/%d", l.pt, vp8synth.ClockRate) }
+func (l *videoLine) rtpmap() string {
+	return fmt.Sprintf("%d %s/%d", l.pt, l.codec, vp8synth.ClockRate)
+}
+
+// fmtp is the line's a=fmtp value ("" for none): H.264's format.
+func (l *videoLine) fmtp() string {
+	if isH264(l.codec) {
+		return fmt.Sprintf("%d %s", l.pt, h264synth.Fmtp)
+	}
+	return ""
+}
 
 func isVP8(name string) bool { return strings.EqualFold(name, "VP8") }
+
+func isH264(name string) bool { return strings.EqualFold(name, "H264") }

@@ -62,6 +62,7 @@ type options struct {
 	videoBitrate  int
 	videoFPS      int
 	keyFrameEvery time.Duration
+	videoCodec    string // "vp8" or "h264"
 	opusBitrate   int
 	logLimit      int
 	seed          uint64
@@ -74,7 +75,7 @@ type options struct {
 func defaultOptions() options {
 	return options{
 		toneHz: 1000, autoAccept: true,
-		videoBitrate: 500_000, videoFPS: 30, keyFrameEvery: 3 * time.Second,
+		videoBitrate: 500_000, videoFPS: 30, keyFrameEvery: 3 * time.Second, videoCodec: "vp8",
 		opusBitrate: 32_000, logLimit: 100_000, seed: 1,
 	}
 }
@@ -105,6 +106,14 @@ func WithVideo(bitrate, fps int, keyFrameEvery time.Duration) Option {
 			o.keyFrameEvery = keyFrameEvery
 		}
 	}
+}
+
+// WithVideoCodec sets the one video codec the client registers, offers, accepts and (with
+// Config.Video) sends: "vp8" (the default, internal/vp8synth's video) or "h264" (packetization-mode
+// 1, constrained baseline: internal/h264synth's video, whose NAL units the client checks as it
+// receives them, VideoStats.NALUnits).
+func WithVideoCodec(name string) Option {
+	return func(o *options) { o.videoCodec = strings.ToLower(name) }
 }
 
 // WithOpusBitrate sets the size of the silent Opus packets sent when Opus is negotiated
@@ -278,9 +287,13 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 			return nil, fmt.Errorf("%w: codec %q: the client sends pcmu, pcma or opus", ErrInvalidConfig, name)
 		}
 	}
-	// VP8 is always registered: offered video is received (receive-only without Config.Video,
-	// as a browser without a camera answers); Config.Video adds the client's own video source.
-	codecs := append(slices.Clone(audio), "vp8")
+	// The video codec (VP8 unless WithVideoCodec) is always registered: offered video is
+	// received (receive-only without Config.Video, as a browser without a camera answers);
+	// Config.Video adds the client's own video source.
+	if o.videoCodec != "vp8" && o.videoCodec != "h264" {
+		return nil, fmt.Errorf("%w: video codec %q: the client sends vp8 or h264", ErrInvalidConfig, o.videoCodec)
+	}
+	codecs := append(slices.Clone(audio), o.videoCodec)
 	rc := rtc.Config{Net: cfg.Net, Codecs: codecs, Video: true, SendTWCC: true, LoggerFactory: pionLogs{log: log}}
 	if ip := cfg.LocalIP.Unmap(); ip.IsValid() {
 		rc.IPFilter = func(a netip.Addr) bool { return a == ip }
@@ -326,7 +339,7 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		case c.IsTelephoneEvent():
 		case c.Kind() == webrtc.RTPCodecTypeAudio:
 			mc.audio = append(mc.audio, c)
-		case cfg.Video && c.Kind() == webrtc.RTPCodecTypeVideo && strings.EqualFold(c.Name, "VP8"):
+		case cfg.Video && c.Kind() == webrtc.RTPCodecTypeVideo && strings.EqualFold(c.Name, o.videoCodec):
 			mc.video = &c
 		}
 	}

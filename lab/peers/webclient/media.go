@@ -19,6 +19,8 @@ import (
 
 	"github.com/siprtc/siprtc/gateway/rtc"
 	"github.com/siprtc/siprtc/internal/g711"
+	"github.com/siprtc/siprtc/internal/h264synth"
+	"github.com/siprtc/siprtc/internal/tone"
 	"github.com/siprtc/siprtc/internal/vp8synth"
 )
 
@@ -92,6 +94,9 @@ type VideoStats struct {
 	FramesSent, KeyFramesSent         uint64
 	FramesReceived, KeyFramesReceived uint64 // frames by distinct timestamp
 	KeyFrameRequests                  uint64 // PLI and FIR received
+	// NALUnits are the H.264 NAL units reassembled from what was received, CorruptNALUnits
+	// those whose checksum (internal/h264synth) did not match, or malformed packets. VP8: 0.
+	NALUnits, CorruptNALUnits uint64
 }
 
 // mediaConfig is how one call's media is built.
@@ -144,11 +149,12 @@ type media struct {
 	samples   []BWESample
 	dtmf      []DTMFEvent
 	streams   map[uint32]*streamCounter
-	frames    []decodedFrame // the last toneWindow decoded audio frames
-	frameRate uint32         // their sample rate
-	opaque    bool           // audio arrived in a codec the client cannot decode
+	frames    []tone.Frame // the last toneWindow decoded audio frames
+	frameRate uint32       // their sample rate
+	opaque    bool         // audio arrived in a codec the client cannot decode
 	events    map[uint32]*eventState
 	lastFrame map[uint32]uint32 // newest video timestamp per source
+	h264      map[uint32]*h264synth.Depacketizer
 }
 
 // streamCounter follows the sequence space of one received source (RFC 3550 A.1).
@@ -183,6 +189,7 @@ func newMedia(pc *webrtc.PeerConnection, cfg mediaConfig, answering bool, tp *ta
 	m := &media{
 		cfg: cfg, log: cfg.log, stopCh: make(chan struct{}), tap: tp,
 		streams: map[uint32]*streamCounter{}, events: map[uint32]*eventState{}, lastFrame: map[uint32]uint32{},
+		h264: map[uint32]*h264synth.Depacketizer{},
 	}
 	if cfg.bwe {
 		m.bwe = bwe
@@ -598,7 +605,12 @@ func (m *media) write(t *rtc.TrackLocal, h *rtp.Header, payload []byte) bool {
 func (m *media) sendVideo() {
 	defer m.wg.Done()
 	rng := rand.New(rand.NewPCG(m.cfg.seed, 3))
-	src := vp8synth.NewSource(m.cfg.seed, m.cfg.videoBitrate, m.cfg.videoFPS, m.cfg.keyFrameEvery)
+	var src videoSource = vp8synth.NewSource(m.cfg.seed, m.cfg.videoBitrate, m.cfg.videoFPS, m.cfg.keyFrameEvery)
+	packetize := vp8synth.Packetize
+	if strings.EqualFold(m.cfg.video.Name, "H264") {
+		src = h264synth.NewSource(m.cfg.seed, m.cfg.videoBitrate, m.cfg.videoFPS, m.cfg.keyFrameEvery)
+		packetize = h264synth.Packetize
+	}
 	ticker := time.NewTicker(src.Interval())
 	defer ticker.Stop()
 	seq, ts := uint16(rng.Uint32()), rng.Uint32()
@@ -610,7 +622,7 @@ func (m *media) sendVideo() {
 				src.SetBitrate(rate)
 			}
 			frame, key := src.Next(time.Now(), m.keyFrame.Swap(false))
-			seq = m.sendFrame(c, frame, key, seq, ts)
+			seq = m.sendFrame(c, packetize(frame), key, seq, ts)
 			ts += src.TimestampStep()
 		}
 		select {
@@ -621,9 +633,16 @@ func (m *media) sendVideo() {
 	}
 }
 
-// sendFrame packetizes one frame and returns the next sequence number.
-func (m *media) sendFrame(c rtc.Codec, frame []byte, key bool, seq uint16, ts uint32) uint16 {
-	payloads := vp8synth.Packetize(frame)
+// videoSource is a synthetic encoder: vp8synth's or h264synth's.
+type videoSource interface {
+	SetBitrate(bitrate int)
+	Next(now time.Time, forceKey bool) ([]byte, bool)
+	Interval() time.Duration
+	TimestampStep() uint32
+}
+
+// sendFrame sends one frame's payloads and returns the next sequence number.
+func (m *media) sendFrame(c rtc.Codec, payloads [][]byte, key bool, seq uint16, ts uint32) uint16 {
 	sentAll := true
 	for i, payload := range payloads {
 		h := &rtp.Header{Version: 2, Marker: i == len(payloads)-1, PayloadType: c.PayloadType, SequenceNumber: seq, Timestamp: ts}
@@ -635,6 +654,7 @@ func (m *media) sendFrame(c rtc.Codec, frame []byte, key bool, seq uint16, ts ui
 	}
 	if sentAll {
 		m.mu.Lock()
+		m.video.SendCodec = c.Name
 		m.video.FramesSent++
 		if key {
 			m.video.KeyFramesSent++
@@ -750,7 +770,7 @@ func (m *media) record(kind string, codec webrtc.RTPCodecParameters, pkt *rtp.Pa
 
 	_, name, _ := strings.Cut(codec.MimeType, "/")
 	if kind == "video" {
-		m.recordVideo(pkt)
+		m.recordVideo(pkt, name)
 		s.ReceiveCodec = name
 		return
 	}
@@ -767,10 +787,7 @@ func (m *media) record(kind string, codec webrtc.RTPCodecParameters, pkt *rtp.Pa
 				samples[i] = g711.DecodeULaw(b)
 			}
 		}
-		if len(m.frames) == toneWindow {
-			m.frames = append(m.frames[:0], m.frames[1:]...)
-		}
-		m.frames = append(m.frames, decodedFrame{ts: pkt.Timestamp, samples: samples})
+		m.frames = tone.Window(m.frames, tone.Frame{TS: pkt.Timestamp, Samples: samples}, toneWindow)
 		m.frameRate = codec.ClockRate
 	default:
 		m.opaque = true
@@ -801,12 +818,28 @@ func (m *media) recordEvent(pkt *rtp.Packet, clock uint32, now time.Time) {
 	m.events[pkt.SSRC] = &eventState{ts: pkt.Timestamp, index: len(m.dtmf) - 1}
 }
 
-// recordVideo counts frames by timestamp and key frames by their VP8 frame tag.
-func (m *media) recordVideo(pkt *rtp.Packet) {
+// recordVideo counts frames by timestamp and key frames by their VP8 frame tag or, for H.264,
+// by the IDR slices reassembled, whose NAL units are checked (h264synth.Depacketizer).
+func (m *media) recordVideo(pkt *rtp.Packet, codec string) {
 	last, seen := m.lastFrame[pkt.SSRC]
 	if !seen || int32(pkt.Timestamp-last) > 0 {
 		m.lastFrame[pkt.SSRC] = pkt.Timestamp
 		m.video.FramesReceived++
+	}
+	if strings.EqualFold(codec, "H264") {
+		d := m.h264[pkt.SSRC]
+		if d == nil {
+			d = &h264synth.Depacketizer{}
+			m.h264[pkt.SSRC] = d
+		}
+		before := d.Stats()
+		if d.Push(pkt.SequenceNumber, pkt.Payload) {
+			m.video.KeyFramesReceived++
+		}
+		after := d.Stats()
+		m.video.NALUnits += after.NALUnits - before.NALUnits
+		m.video.CorruptNALUnits += after.Corrupt - before.Corrupt
+		return
 	}
 	if key, ok := vp8synth.KeyFrameStart(pkt.Payload); ok && key {
 		m.video.KeyFramesReceived++
@@ -835,12 +868,12 @@ func (m *media) stats() (audio MediaStats, video VideoStats, dtmfSent int) {
 
 func (m *media) toneFrequency() (float64, error) {
 	m.mu.Lock()
-	frames, rate, opaque := append([]decodedFrame(nil), m.frames...), m.frameRate, m.opaque
+	frames, rate, opaque := append([]tone.Frame(nil), m.frames...), m.frameRate, m.opaque
 	m.mu.Unlock()
 	if len(frames) == 0 && opaque {
 		return 0, ErrUndecodable
 	}
-	return estimateFrequency(frames, rate)
+	return tone.Estimate(frames, rate)
 }
 
 func (m *media) packets() (sent, received []PacketRecord) {

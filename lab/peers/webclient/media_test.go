@@ -3,7 +3,6 @@ package webclient
 import (
 	"context"
 	"errors"
-	"math"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -150,34 +149,6 @@ func abs(x int) int {
 		return -x
 	}
 	return x
-}
-
-// TestToneEstimate: the estimator finds a G.711 tone through gaps, reordering and duplicates.
-func TestToneEstimate(t *testing.T) {
-	for _, hz := range []float64{300, 440, 1000, 2600, 3400} {
-		var frames []decodedFrame
-		pcm := make([]int16, 160)
-		for i := range 100 {
-			if i%7 == 3 {
-				continue // a lost packet
-			}
-			sine(pcm, hz, 8000, uint64(i)*160)
-			f := decodedFrame{ts: uint32(0xFFFFF000 + i*160), samples: make([]int16, 160)} // wraps
-			for j, s := range pcm {
-				f.samples[j] = g711.DecodeULaw(g711.EncodeULaw(s))
-			}
-			frames = append(frames, f)
-		}
-		frames[10], frames[11] = frames[11], frames[10]
-		frames = append(frames, frames[20])
-		got, err := estimateFrequency(frames, 8000)
-		if err != nil || math.Abs(got-hz) > hz*0.002 {
-			t.Errorf("%v Hz: estimated %v, %v", hz, got, err)
-		}
-	}
-	if _, err := estimateFrequency([]decodedFrame{{ts: 0, samples: make([]int16, 160)}}, 8000); !errors.Is(err, ErrNoTone) {
-		t.Errorf("silence: %v", err)
-	}
 }
 
 // TestOpusFrame: code 0 for the smallest size, code 3 with padding for the others (RFC 6716
