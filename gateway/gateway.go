@@ -116,10 +116,10 @@ type Gateway struct {
 	servers []*http.Server
 }
 
-// New builds a gateway from cfg; Start registers it, Serve serves its HTTP side.
 // defaultNACKRetries bounds how often the gateway NACKs one packet the client sent.
 const defaultNACKRetries = 10
 
+// New builds a gateway from cfg; Start registers it, Serve serves its HTTP side.
 func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 	if cfg == nil || !cfg.Global.SIPServer.IsValid() {
 		return nil, fmt.Errorf("%w: [global] sip_svr is required", ErrInvalidConfig)
@@ -137,6 +137,10 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 			return nil, err
 		}
 		g.log, g.logFile = l, c
+	}
+	if cfg.Global.AppID != "" {
+		// SRProxy's appid names the deployment: every line says which one it comes from.
+		g.log = g.log.With("appid", cfg.Global.AppID)
 	}
 	n := g.opts.net
 	if n == nil {
@@ -178,6 +182,9 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 		Server: cfg.Global.SIPServer, Transport: string(cfg.SIP.Transport),
 		Accounts: accounts, UserAgent: "siprtc", Support100rel: true,
 		RegisterExpires: cfg.SIP.RegisterExpires, KeepAlive: keepAlive,
+		// Session timers (RFC 4028): advertised, accepted when a peer requires them, refreshed
+		// and enforced by the UA; a dialog it ends on expiry ends the call (call.watchDialog).
+		SessionExpires: cfg.SIP.SessionExpires, MinSE: cfg.SIP.MinSE,
 		OnRegistration: g.onRegistration, Logger: g.log.With("component", "sip"),
 	}
 	if cfg.SIP.Transport == config.TransportTLS {
@@ -387,7 +394,9 @@ func (g *Gateway) Healthy() Health {
 		}
 	}
 	g.mu.Lock()
-	h.Draining = g.closed
+	// Draining from the moment new calls are refused (Shutdown's drain), not only once closed:
+	// a load balancer must stop sending clients here while calls in progress end.
+	h.Draining = g.closed || !g.calls.Accepting()
 	started := g.started
 	g.mu.Unlock()
 	h.Healthy = started && !h.Draining &&

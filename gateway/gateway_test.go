@@ -154,8 +154,17 @@ func TestShutdownHangsUpAndUnregisters(t *testing.T) {
 	drain, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
+	// During the drain /healthz already says draining (and unhealthy), while the call goes on.
+	duringDrain := make(chan gateway.Health, 1)
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		duringDrain <- l.gw.Healthy()
+	}()
 	if err := l.gw.Shutdown(drain, 5*time.Second); err != nil {
 		t.Fatal(err)
+	}
+	if h := <-duringDrain; h.Healthy || !h.Draining || h.ActiveCalls != 1 {
+		t.Errorf("health during the drain: %+v, want draining, unhealthy, the call still up", h)
 	}
 	if d := time.Since(start); d < 200*time.Millisecond || d > 5*time.Second {
 		t.Errorf("shutdown took %v: want the drain period, then the hangups", d)
@@ -201,5 +210,20 @@ func TestLoggerRotatesBySize(t *testing.T) {
 	}
 	if fileSize(t, file+".1") == 0 {
 		t.Error("no rotated file")
+	}
+}
+
+// TestSIPLegCNAME: the SIP leg announces its sources with a per-call random CNAME (RFC 7022) in
+// the SDP, the same its RTCP carries.
+func TestSIPLegCNAME(t *testing.T) {
+	l := startLab(t)
+	_, phone := callThrough(t, l)
+	calls := phone.Calls()
+	if len(calls) != 1 {
+		t.Fatalf("the phone has %d calls", len(calls))
+	}
+	sdp := string(calls[0].RemoteSDP())
+	if !regexp.MustCompile(`(?m)^a=ssrc:\d+ cname:siprtc-[0-9a-f]{16}\r?$`).MatchString(sdp) {
+		t.Errorf("the SIP leg's SDP has no a=ssrc with the call's CNAME:\n%s", sdp)
 	}
 }

@@ -73,7 +73,9 @@ level=4
 	runCtx, stopRun := context.WithCancel(ctx)
 	stderr := &syncBuffer{}
 	done := make(chan error, 1)
-	go func() { done <- serveGateway(runCtx, func() {}, cfg, []gateway.Option{gateway.WithLogger(slog.New(slog.DiscardHandler))}, time.Second, stderr) }()
+	go func() {
+		done <- serveGateway(runCtx, func() {}, cfg, []gateway.Option{gateway.WithLogger(slog.New(slog.DiscardHandler))}, time.Second, stderr)
+	}()
 
 	addr := waitFor(t, stderr, regexp.MustCompile(`page https://(\S+)/`))
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -42,6 +43,9 @@ const (
 	OutcomeFailed   Outcome = "failed"
 )
 
+// fastUpdateInterval is the shortest time between two SIP INFO picture_fast_update of a call.
+const fastUpdateInterval = 500 * time.Millisecond
+
 // The body of a SIP INFO asking for a key frame (RFC 5168).
 const pictureFastUpdate = `<?xml version="1.0" encoding="utf-8" ?><media_control><vc_primitive><to_encoder><picture_fast_update></picture_fast_update></to_encoder></vc_primitive></media_control>`
 
@@ -74,6 +78,10 @@ type Call struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	// fastUpdates paces the SIP INFO picture_fast_update sent for the client's key-frame
+	// requests (every PLI or FIR would be one).
+	fastUpdates throttle
+
 	mu        sync.Mutex
 	session   string // the signalling session holding the call
 	sel       *rtc.Selection
@@ -85,6 +93,9 @@ type Call struct {
 	ended     bool
 	ending    ending
 	endAt     time.Time
+	// sipDirs is the direction the gateway last offered the SIP side per stream, following the
+	// client's hold and resume (absent: sendrecv); answers to the PBX's offers never exceed it.
+	sipDirs map[webrtc.RTPCodecType]string
 }
 
 // ending says how a call ends and what each side must be told.
@@ -103,7 +114,7 @@ type ending struct {
 
 func newCall(m *Manager, dir Direction, user, remote, account string) *Call {
 	ctx, cancel := context.WithCancel(m.ctx)
-	var b [8]byte
+	var b [16]byte
 	_, _ = rand.Read(b[:])
 	c := &Call{
 		m: m, dir: dir, user: user, remote: remote, account: account,
@@ -111,7 +122,10 @@ func newCall(m *Manager, dir Direction, user, remote, account string) *Call {
 		ctx:     ctx, cancel: cancel, done: make(chan struct{}),
 		start: time.Now(),
 	}
-	c.sess = sipSession{ip: m.sdpIP(), id: binary.BigEndian.Uint64(b[:]) >> 2}
+	// The SIP leg's CNAME (SDP a=ssrc and RTCP SDES) is random per call (RFC 7022): known before
+	// the signalling id, which an inbound call only gets once the invitation is delivered.
+	c.sess = sipSession{ip: m.sdpIP(), id: binary.BigEndian.Uint64(b[:8]) >> 2,
+		cname: fmt.Sprintf("siprtc-%016x", binary.BigEndian.Uint64(b[8:]))}
 	c.log = m.log.With("dir", string(dir), "user", user, "remote", remote, "account", account)
 	return c
 }
@@ -311,17 +325,7 @@ func (c *Call) reoffer(offer []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sel := c.selection()
-	if sel == nil {
-		return nil, errBadSDP
-	}
-	var webrtcSide []rtc.Codec
-	for _, kind := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
-		for _, p := range sel.Pairs(kind) {
-			webrtcSide = append(webrtcSide, p.WebRTC)
-		}
-	}
-	next, err := c.m.cfg.RTC.Match(webrtcSide, codecsOf(ms))
+	next, err := c.rematch(ms)
 	if err != nil {
 		return nil, err
 	}
@@ -344,13 +348,13 @@ func (c *Call) reoffer(offer []byte) ([]byte, error) {
 		if err := st.SetCodecs(pairs); err != nil {
 			return nil, err
 		}
-		streams = append(streams, sdpStream{kind: m.kind, port: st.LocalAddr().Port(), codecs: sipCodecs(pairs), direction: answerDirection(m.direction), ssrc: st.SSRC()})
+		streams = append(streams, sdpStream{kind: m.kind, port: st.LocalAddr().Port(), codecs: sipCodecs(pairs), direction: c.answerDirection(kind, m.direction), ssrc: st.SSRC()})
 	}
 	c.mu.Lock()
 	c.sel = next
 	c.mu.Unlock()
 	c.log.Info("SIP re-offer", "call", c.id, "hold", hold)
-	return c.sess.render(streams), nil
+	return c.render(streams), nil
 }
 
 // onMediaDTMF sees the RFC 4733 events of both legs. A client's digit the SIP side cannot take
@@ -441,10 +445,11 @@ func (c *Call) sendDTMF(digit rune, d time.Duration) error {
 }
 
 // onPictureFastUpdate passes the client's key-frame request to the SIP side as SIP INFO (the
-// bridge already sent an RTCP PLI on the SIP leg).
+// bridge already sent an RTCP PLI on the SIP leg), at most one per fastUpdateInterval: a
+// receiver repeats its PLIs until the key frame comes, and one INFO asks for it already.
 func (c *Call) onPictureFastUpdate() {
 	d := c.currentDialog()
-	if d == nil {
+	if d == nil || !c.fastUpdates.allow(time.Now(), fastUpdateInterval) {
 		return
 	}
 	c.m.goTrack(func() {
@@ -472,7 +477,12 @@ func (c *Call) clientSDP(d signaling.SessionDescription) error {
 		if c.selection() == nil || pc.RemoteDescription() == nil {
 			return &signaling.Error{Code: signaling.CodeInvalidState, Message: "the call is not set up yet"}
 		}
+		undo, err := c.followClientDirection(d.SDP)
+		if err != nil {
+			return err
+		}
 		if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: d.SDP}); err != nil {
+			undo()
 			return &signaling.Error{Code: signaling.CodeInvalidArgument, Message: "offer not taken: " + err.Error()}
 		}
 		if err := rtc.PreferCodecs(pc.PeerConnection, c.selection()); err != nil {
@@ -597,4 +607,21 @@ func reasonPhrase(code int) string {
 		return "Decline"
 	}
 	return "Error"
+}
+
+// throttle lets an action through at most once per interval.
+type throttle struct {
+	mu   sync.Mutex
+	last time.Time
+}
+
+// allow reports whether the action may run at now, and if so counts it as run.
+func (t *throttle) allow(now time.Time, interval time.Duration) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.last.IsZero() && now.Sub(t.last) < interval {
+		return false
+	}
+	t.last = now
+	return true
 }

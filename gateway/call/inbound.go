@@ -24,7 +24,7 @@ func (m *Manager) HandleIncoming(in *sipua.Incoming) {
 		}
 	}
 	srv := m.srv.Load()
-	if !m.accepting() || srv == nil {
+	if !m.Accepting() || srv == nil {
 		reject(503, "not accepting calls")
 		return
 	}
@@ -57,6 +57,9 @@ func (m *Manager) HandleIncoming(in *sipua.Incoming) {
 	c.in, c.sipOffer = in, ms
 	if cid := req.CallID(); cid != nil {
 		c.sipCallID = cid.Value()
+		// The signalling id comes with the delivery, after the bridge exists: until then (and in
+		// the bridge's log) the SIP Call-ID names the call.
+		c.log = c.log.With("sip_call_id", c.sipCallID)
 	}
 	if err := m.newPeer(c); err != nil {
 		c.log.Error("peer", "err", err)

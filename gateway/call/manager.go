@@ -258,7 +258,8 @@ func (t *tracker) wait(ctx context.Context) error {
 	}
 }
 
-func (m *Manager) accepting() bool {
+// Accepting reports whether the manager takes new calls: false once StopAccepting or Drain ran.
+func (m *Manager) Accepting() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return !m.draining
@@ -512,7 +513,7 @@ func (m *Manager) newPeer(c *Call) error {
 		PeerConnection: peer.PeerConnection, Repair: peer.Repair,
 		Net: m.cfg.MediaNet, LocalIP: m.cfg.MediaIP, PortMin: m.cfg.PortMin, PortMax: m.cfg.PortMax,
 		OnDTMF: c.onMediaDTMF, OnPictureFastUpdate: c.onPictureFastUpdate,
-		CNAME: "siprtc-" + c.id, Logger: c.log,
+		CNAME: c.sess.cname, Logger: c.log,
 	})
 	if err != nil {
 		_ = peer.Close()

@@ -19,7 +19,7 @@ import (
 // and offers that selection to the PBX. The client gets its answer once the SIP side has
 // answered (183 with SDP or 200), so both legs carry exactly the formats the PBX accepted.
 func (m *Manager) invite(s *signaling.Session, li *signaling.LocalInvitation) error {
-	if !m.accepting() {
+	if !m.Accepting() {
 		return &signaling.Error{Code: signaling.CodeInvalidState, Message: "the gateway is shutting down"}
 	}
 	offer := li.Offer()

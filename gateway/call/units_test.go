@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/siprtc/siprtc/gateway/rtc"
 )
@@ -102,5 +103,19 @@ func TestRenderSIPSDP(t *testing.T) {
 	ms, err := parseSIPSDP([]byte(out))
 	if err != nil || len(ms) != 2 || len(ms[0].codecs) != 2 {
 		t.Errorf("the gateway's own description does not parse back: %v %+v", err, ms)
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	var th throttle
+	t0 := time.Unix(1000, 0)
+	steps := []struct {
+		at   time.Duration
+		want bool
+	}{{0, true}, {100 * time.Millisecond, false}, {499 * time.Millisecond, false}, {500 * time.Millisecond, true}, {600 * time.Millisecond, false}, {2 * time.Second, true}}
+	for _, s := range steps {
+		if got := th.allow(t0.Add(s.at), 500*time.Millisecond); got != s.want {
+			t.Errorf("at %v: allow = %v, want %v", s.at, got, s.want)
+		}
 	}
 }

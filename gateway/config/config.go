@@ -34,7 +34,7 @@ type Config struct {
 
 // Global is [global].
 type Global struct {
-	// AppID is SRProxy's anyRTC application id; siprtc keeps it for logs and reports.
+	// AppID is SRProxy's anyRTC application id; siprtc puts it on every log line (appid=...).
 	AppID string
 	// SIPServer is the PBX (sip_svr): its port defaults to 5060 (5061 with transport=tls).
 	SIPServer netip.AddrPort
@@ -57,7 +57,10 @@ type Proxy struct {
 	On       bool
 	Account  string // sip_account
 	Password Secret // sip_pwd
-	// RTMAccount is the identity SRProxy logs into RTM with for proxy calls (rtm_account).
+	// RTMAccount is the identity SRProxy logs into RTM with for proxy calls (rtm_account):
+	// its users saw every inbound call come from it. siprtc is the signalling server itself,
+	// so it needs no RTM identity, and its invitations name the SIP caller instead; the key
+	// is accepted so an SRProxy rtx.conf loads unchanged.
 	RTMAccount string
 }
 
@@ -87,8 +90,8 @@ func (l Log) Off() bool { return l.Level >= LevelNone }
 
 // Log levels beyond slog's own four.
 const (
-	// LevelSensitive is SRProxy's level 0: debug output that may include secrets and
-	// message bodies.
+	// LevelSensitive is SRProxy's level 0: debug output plus every signalling message whole
+	// (tokens, SDP, invitation content); gateway/signaling logs them at this level.
 	LevelSensitive = slog.LevelDebug - 4
 	// LevelNone is SRProxy's level 5: nothing is logged.
 	LevelNone = slog.Level(1 << 30)
@@ -125,8 +128,9 @@ type Signaling struct {
 
 // Media is [media].
 type Media struct {
-	// PublicIP is advertised in host candidates and SDP instead of the interface address
-	// (1:1 NAT); the zero value means the interface addresses.
+	// PublicIP is advertised in the WebRTC leg's ICE host candidates instead of the interface
+	// address (1:1 NAT); the zero value means the interface addresses. The SIP leg's SDP keeps
+	// the address that routes to the PBX, which is on the gateway's side of the NAT.
 	PublicIP netip.Addr
 	// PortMin (even) and PortMax (odd) bound the UDP ports of RTP/RTCP and ICE.
 	PortMin, PortMax uint16
@@ -171,6 +175,14 @@ type SIP struct {
 	RegisterExpires time.Duration
 	// OptionsInterval is the period of the OPTIONS that keep NAT bindings; 0 disables.
 	OptionsInterval time.Duration
+	// SessionExpires is the session interval of RFC 4028 session timers: the gateway offers it
+	// and accepts peers that require timers, refreshes the sessions it is the refresher of, and
+	// ends the ones the peer stops refreshing, so that a call whose BYE was lost (a PBX restart,
+	// a NAT binding gone) does not hold a pool account and a media port forever. 0 disables.
+	SessionExpires time.Duration
+	// MinSE is the smallest session interval accepted (Min-SE, 422 below it); RFC 4028's floor
+	// is 90 s.
+	MinSE time.Duration
 	// TLSCert and TLSKey are the client certificate (optional); CA the PEM bundle that
 	// verifies the server (empty: the system roots).
 	TLSCert, TLSKey, CA string
@@ -200,6 +212,10 @@ const (
 	DefaultPortMax         = 15999
 	DefaultRegisterExpires = 3600 * time.Second
 	DefaultOptionsInterval = 30 * time.Second
+	// DefaultSessionExpires is the session interval RFC 4028 recommends; DefaultMinSE its
+	// floor (also the lowest min_se accepted: RFC 4028 4 forbids less).
+	DefaultSessionExpires = 1800 * time.Second
+	DefaultMinSE          = 90 * time.Second
 	// DefaultMaxFileSizeKiB is the size SRProxy gives its own RTM log (10*1024 KiB).
 	DefaultMaxFileSizeKiB = 10 * 1024
 	// DefaultREDDistance (Chrome's), DefaultFECMediaPackets and DefaultFECPackets (pion's
@@ -253,6 +269,8 @@ func Default() *Config {
 			Transport:       TransportUDP,
 			RegisterExpires: DefaultRegisterExpires,
 			OptionsInterval: DefaultOptionsInterval,
+			SessionExpires:  DefaultSessionExpires,
+			MinSE:           DefaultMinSE,
 		},
 	}
 }

@@ -163,6 +163,8 @@ func TestDefaults(t *testing.T) {
 		{"transport", c.SIP.Transport, TransportUDP},
 		{"register_expires", c.SIP.RegisterExpires, time.Hour},
 		{"options_interval", c.SIP.OptionsInterval, 30 * time.Second},
+		{"session_expires", c.SIP.SessionExpires, 1800 * time.Second},
+		{"min_se", c.SIP.MinSE, 90 * time.Second},
 	}
 	for _, ch := range checks {
 		if !reflect.DeepEqual(ch.got, ch.want) {
@@ -205,6 +207,12 @@ func TestValues(t *testing.T) {
 			[]time.Duration{10 * time.Minute, 90 * time.Second, time.Hour}},
 		{"options keep-alive off", base + "[sip]\noptions_interval=0\n",
 			func(c *Config) any { return c.SIP.OptionsInterval }, time.Duration(0)},
+		{"session timers", base + "[sip]\nsession_expires=600\nmin_se=2m\n",
+			func(c *Config) any { return []time.Duration{c.SIP.SessionExpires, c.SIP.MinSE} },
+			[]time.Duration{10 * time.Minute, 2 * time.Minute}},
+		{"session timers off: min_se alone is not checked against them", base + "[sip]\nsession_expires=0\nmin_se=3600\n",
+			func(c *Config) any { return []time.Duration{c.SIP.SessionExpires, c.SIP.MinSE} },
+			[]time.Duration{0, time.Hour}},
 		{"media", base + "[media]\nip=203.0.113.7\nport_min=30000\nport_max=30099\nice_lite=1\ncodecs=PCMU,opus\nvideo=0\n",
 			func(c *Config) any {
 				m := c.Media
@@ -333,6 +341,8 @@ func TestErrors(t *testing.T) {
 		{"sip_svr unspecified", "[global]\nsip_svr=0.0.0.0:5060\n[proxy]\non=1\nsip_account=1000\n",
 			`rtx.conf:2: [global] sip_svr "0.0.0.0:5060": want IP:port of one server (not an unspecified or multicast address)`, ErrInvalid},
 		{"sip_svr missing", "[global]\nappid=x\n[proxy]\non=1\nsip_account=1000\n",
+			`rtx.conf:1: [global] sip_svr: missing; want IP:port of the SIP server (the PBX), e.g. 127.0.0.1:5060`, ErrMissing},
+		{"sip_svr and [global] missing", "[proxy]\non=1\nsip_account=1000\n",
 			`rtx.conf: [global] sip_svr: missing; want IP:port of the SIP server (the PBX), e.g. 127.0.0.1:5060`, ErrMissing},
 		{"sip_svr empty", "[global]\nsip_svr=\n[proxy]\non=1\nsip_account=1000\n",
 			`rtx.conf:2: [global] sip_svr "": want IP:port of the SIP server (the PBX), e.g. 127.0.0.1:5060`, ErrMissing},
@@ -432,9 +442,17 @@ func TestErrors(t *testing.T) {
 			`rtx.conf:7: [sip] register_expires "5": want a duration of at least 10s (seconds, or a Go duration like 90s or 1h)`, ErrInvalid},
 		{"options_interval", base + "[sip]\noptions_interval=-1s\n",
 			`rtx.conf:7: [sip] options_interval "-1s": want 0 (off) or a duration of at least 1s (seconds, or a Go duration like 90s or 1h)`, ErrInvalid},
+		{"session_expires below RFC 4028's 90 s", base + "[sip]\nsession_expires=60\n",
+			`rtx.conf:7: [sip] session_expires "60": want 0 (off) or a duration of at least 1m30s (seconds, or a Go duration like 90s or 1h)`, ErrInvalid},
+		{"min_se below RFC 4028's 90 s", base + "[sip]\nmin_se=89\n",
+			`rtx.conf:7: [sip] min_se "89": want a duration of at least 1m30s (seconds, or a Go duration like 90s or 1h)`, ErrInvalid},
+		{"session_expires below min_se", base + "[sip]\nsession_expires=100\nmin_se=120\n",
+			`rtx.conf:7: [sip] session_expires "100": want session_expires (1m40s) >= min_se (2m0s), or session_expires=0 (off)`, ErrConflict},
+		{"min_se above the default session_expires", base + "[sip]\nmin_se=2h\n",
+			`rtx.conf:7: [sip] min_se "2h": want session_expires (30m0s) >= min_se (2h0m0s), or session_expires=0 (off)`, ErrConflict},
 		{"early SRProxy pool keys", base + "[sip]\nacc_prefix=10\nacc_pwd=1234\n",
-			"rtx.conf:7: [sip] acc_prefix: unknown key: want one of ca, options_interval, register_expires, tls_cert, tls_key, transport (early SRProxy pool key: write the pool as [rtm2sip] on=1 and acc_rule=<prefix>[from-to])\n" +
-				`rtx.conf:8: [sip] acc_pwd: unknown key: want one of ca, options_interval, register_expires, tls_cert, tls_key, transport (early SRProxy pool key: write the pool password as [rtm2sip] sip_pwd)`, ErrUnknownKey},
+			"rtx.conf:7: [sip] acc_prefix: unknown key: want one of ca, min_se, options_interval, register_expires, session_expires, tls_cert, tls_key, transport (early SRProxy pool key: write the pool as [rtm2sip] on=1 and acc_rule=<prefix>[from-to])\n" +
+				`rtx.conf:8: [sip] acc_pwd: unknown key: want one of ca, min_se, options_interval, register_expires, session_expires, tls_cert, tls_key, transport (early SRProxy pool key: write the pool password as [rtm2sip] sip_pwd)`, ErrUnknownKey},
 		// syntax
 		{"unclosed section", base + "[global\n",
 			`rtx.conf:6: section "[global": want ']' to close the section name`, ErrSyntax},
@@ -494,12 +512,12 @@ func TestAllErrors(t *testing.T) {
 		t.Fatal("Parse succeeded")
 	}
 	want := []string{
+		`rtx.conf:1: [global] sip_svr: missing; want IP:port of the SIP server (the PBX), e.g. 127.0.0.1:5060`,
 		`rtx.conf:2: [global] sip_local_port "abc": want a port number 1..65535`,
 		`rtx.conf:4: [proxy] on "2": want 0 or 1`,
 		`rtx.conf:6: [media] port_min "x": want a port number 1024..65535`,
 		`rtx.conf:7: [media] codecs "g729": want a comma-separated list of opus, g722, pcmu, pcma, vp8, h264 without blanks (telephone-event is always offered); "g729" is not one`,
-		`rtx.conf:9: [sip] bogus: unknown key: want one of ca, options_interval, register_expires, tls_cert, tls_key, transport`,
-		`rtx.conf: [global] sip_svr: missing; want IP:port of the SIP server (the PBX), e.g. 127.0.0.1:5060`,
+		`rtx.conf:9: [sip] bogus: unknown key: want one of ca, min_se, options_interval, register_expires, session_expires, tls_cert, tls_key, transport`,
 		`rtx.conf: want [proxy] on=1 or [rtm2sip] on=1: with both off the gateway has no SIP account to call from or to`,
 	}
 	if got := strings.Split(err.Error(), "\n"); !slices.Equal(got, want) {

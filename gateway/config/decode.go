@@ -75,7 +75,8 @@ func (d *decoder) missing(sect, key, want string) {
 		d.invalid(sect, key, e, ErrMissing, want)
 		return
 	}
-	d.errorAt(0, sect, key, ErrMissing, "missing; "+want)
+	// At the section's header when it exists (where the key belongs), else without a line.
+	d.errorAt(d.lineOf(sect, key), sect, key, ErrMissing, "missing; "+want)
 }
 
 // entry returns the key's entry even when its value is empty, without marking it known.
@@ -333,6 +334,8 @@ func (d *decoder) decodeSIP(c *Config) {
 	c.SIP.Transport = Transport(transport)
 	d.duration("sip", "register_expires", 10*time.Second, false, &c.SIP.RegisterExpires)
 	d.duration("sip", "options_interval", time.Second, true, &c.SIP.OptionsInterval)
+	d.duration("sip", "session_expires", DefaultMinSE, true, &c.SIP.SessionExpires)
+	d.duration("sip", "min_se", DefaultMinSE, false, &c.SIP.MinSE)
 	d.str("sip", "tls_cert", &c.SIP.TLSCert)
 	d.str("sip", "tls_key", &c.SIP.TLSKey)
 	d.str("sip", "ca", &c.SIP.CA)
@@ -539,6 +542,7 @@ func (d *decoder) check(c *Config) {
 		}
 	}
 	d.checkMedia(c)
+	d.checkSessionTimer(c)
 	d.checkListeners(c)
 	d.checkTLSPair("signaling", c.Signaling.TLSCert, c.Signaling.TLSKey)
 	d.checkTLSPair("sip", c.SIP.TLSCert, c.SIP.TLSKey)
@@ -549,6 +553,23 @@ func (d *decoder) check(c *Config) {
 			}
 		}
 	}
+}
+
+// checkSessionTimer wants session_expires at least min_se (RFC 4028 4: a UA never asks for less
+// than its own Min-SE); 0 turns session timers off and ignores min_se.
+func (d *decoder) checkSessionTimer(c *Config) {
+	s := c.SIP
+	if s.SessionExpires == 0 || s.SessionExpires >= s.MinSE {
+		return
+	}
+	key, e := "session_expires", d.entry("sip", "session_expires")
+	if e == nil || e.value == "" {
+		key, e = "min_se", d.entry("sip", "min_se")
+	}
+	if e == nil {
+		return // both defaults: they agree
+	}
+	d.invalid("sip", key, e, ErrConflict, fmt.Sprintf("want session_expires (%v) >= min_se (%v), or session_expires=0 (off)", s.SessionExpires, s.MinSE))
 }
 
 func (d *decoder) checkMedia(c *Config) {

@@ -38,10 +38,11 @@
 //
 // # SRProxy's sections
 //
-//	[global]  appid, sip_svr (IP[:port], default port 5060, or 5061 with [sip] transport=tls),
-//	          sip_local_port (default 5086)
+//	[global]  appid (on every log line), sip_svr (IP[:port], default port 5060, or 5061 with
+//	          [sip] transport=tls), sip_local_port (default 5086)
 //	[rtm2sip] on, acc_rule, sip_pwd (siprtc: the pool password, see below)
-//	[proxy]   on, sip_account, sip_pwd, rtm_account
+//	[proxy]   on, sip_account, sip_pwd, rtm_account (accepted, unused: invitations name the SIP
+//	          caller, where SRProxy's came from rtm_account)
 //	[pstn]    ip (IP[:port]; empty: the SIP server), prefix
 //	[log]     level (0 SENSITIVE, 1 DEBUG, 2 INFO, 3 WARNING, 4 ERROR, 5 NONE; default 2),
 //	          file (empty: standard error), max_file_size (KiB, default 10240; 0: no rotation),
@@ -91,7 +92,7 @@
 //	            flexfec (0), fec_media_packets (5), fec_packets (2)
 //	[metrics]   listen (default: off)
 //	[sip]       transport (udp|tcp|tls), register_expires (3600), options_interval (30; 0: off),
-//	            tls_cert, tls_key, ca
+//	            session_expires (1800; 0: off), min_se (90, at least 90), tls_cert, tls_key, ca
 //
 // Without app_secret, Parse generates a random one and warns: clients' tokens then stop
 // working at every restart, but an SRProxy file still starts as it is. The signalling

@@ -131,6 +131,8 @@ func (c *Config) String() string {
 	kv("transport", c.SIP.Transport)
 	kv("register_expires", c.SIP.RegisterExpires)
 	kv("options_interval", c.SIP.OptionsInterval)
+	kv("session_expires", c.SIP.SessionExpires)
+	kv("min_se", c.SIP.MinSE)
 	kv("tls_cert", c.SIP.TLSCert)
 	kv("tls_key", c.SIP.TLSKey)
 	kv("ca", c.SIP.CA)
