@@ -11,6 +11,7 @@ import (
 
 	"github.com/siprtc/siprtc/gateway/call"
 	"github.com/siprtc/siprtc/gateway/signaling"
+	"github.com/siprtc/siprtc/lab"
 	"github.com/siprtc/siprtc/lab/peers/sipphone"
 	"github.com/siprtc/siprtc/lab/peers/webclient"
 )
@@ -30,6 +31,8 @@ type callReport struct {
 	PhoneRx       uint64 // audio packets the phone received
 	ClientFreq    float64
 	ClientFreqErr error
+	PhoneFreq     float64 // the dominant frequency of what the phone received and decoded
+	PhoneFreqErr  error
 	From          string // the user part of From at the phone (the account the call left from)
 	XNumber       string
 	PhoneEnded    bool
@@ -79,6 +82,7 @@ func talkAndMeasure(ctx context.Context, rep *callReport, c *webclient.Call, pc 
 	rep.ClientRx = c.Stats().Audio.PacketsReceived
 	rep.ClientFreq, rep.ClientFreqErr = c.ToneFrequency()
 	rep.PhoneRx = pc.Media().Stats().PacketsReceived
+	rep.PhoneFreq, rep.PhoneFreqErr = pc.Media().ToneFrequency()
 	return nil
 }
 
@@ -140,6 +144,9 @@ var _ = Describe("WebRTC client to SIP phone", Label("interop"), func() {
 				Expect(rep.PhoneRx).To(BeNumerically(">=", min))
 				Expect(rep.ClientFreqErr).NotTo(HaveOccurred())
 				Expect(rep.ClientFreq).To(BeNumerically("~", phoneTone, 15))
+				Expect(rep.PhoneFreqErr).NotTo(HaveOccurred())
+				Expect(rep.PhoneFreq).To(BeNumerically("~", clientTone, 15), "the client's tone reaches the phone")
+				recordTones(n, "outbound call", rep)
 				Expect(rep.PhoneEnded).To(BeTrue(), "the client's hangup reaches the phone as BYE")
 				Expect(rep.Records).To(HaveLen(1))
 				r := rep.Records[0]
@@ -321,7 +328,7 @@ var _ = Describe("WebRTC client to SIP phone", Label("interop"), func() {
 						if err != nil {
 							return rep, err
 						}
-						phone.OnIncoming(func(in *sipphone.Incoming) { _ = in.Reject(reject, "Busy Here") })
+						phone.OnIncoming(func(in *sipphone.Incoming) { _ = in.Reject(reject, reasons[reject]) })
 						cl, err := w.client("alice")
 						if err != nil {
 							return rep, err
@@ -356,15 +363,33 @@ var _ = Describe("WebRTC client to SIP phone", Label("interop"), func() {
 				Entry("the phone's 486 Busy Here: REFUSED_BY_REMOTE 486", "1001", 486, "REFUSED_BY_REMOTE", "", 486),
 				Entry("an unregistered phone (the PBX's 480): FAILURE PEER_OFFLINE", "1002", 0, "FAILURE", "PEER_OFFLINE", 480),
 				Entry("a number no extension matches (404): FAILURE PEER_OFFLINE", "7777", 0, "FAILURE", "PEER_OFFLINE", 404),
+				Entry("the phone's 603 Decline: REFUSED_BY_REMOTE 603", "1001", 603, "REFUSED_BY_REMOTE", "", 603),
+				// The PBX turns a 600 into the hangup cause USER_BUSY, which goes back out as 486
+				// (FreeSWITCH's mod_sofia, and the embedded PBX after it): the gateway sees 486.
+				Entry("the phone's 600 Busy Everywhere (486 from the PBX): REFUSED_BY_REMOTE 486", "1001", 600, "REFUSED_BY_REMOTE", "", 486),
+				Entry("the phone's 408 Request Timeout: FAILURE PEER_NO_RESPONSE", "1001", 408, "FAILURE", "PEER_NO_RESPONSE", 408),
 			)
 		})
 	}
 })
 
+// recordTones records the tone frequencies each end measured (lab.Record).
+func recordTones(n network, name string, rep callReport) {
+	lab.Record(lab.Measurement{
+		Suite: "interop", Case: name + " over " + n.name, Backend: string(n.backend),
+		Values: map[string]float64{"phone_to_client_hz": rep.ClientFreq, "client_to_phone_hz": rep.PhoneFreq},
+	})
+}
+
 // summary is the report's figures without the raw records.
 func (r callReport) summary() string {
-	return fmt.Sprintf("states %v codes %v, client received %d packets (tone %.1f Hz, err %v), phone received %d, from %q, %d CDR(s)",
-		r.States, r.SIPCodes, r.ClientRx, r.ClientFreq, r.ClientFreqErr, r.PhoneRx, r.From, len(r.Records))
+	return fmt.Sprintf("states %v codes %v, client received %d packets (tone %.1f Hz, err %v), phone received %d (tone %.1f Hz, err %v), from %q, %d CDR(s)",
+		r.States, r.SIPCodes, r.ClientRx, r.ClientFreq, r.ClientFreqErr, r.PhoneRx, r.PhoneFreq, r.PhoneFreqErr, r.From, len(r.Records))
 }
 
 var errTimeout = errors.New("timeout")
+
+// reasons are the reason phrases the phone rejects calls with.
+var reasons = map[int]string{
+	408: "Request Timeout", 480: "Temporarily Unavailable", 486: "Busy Here", 600: "Busy Everywhere", 603: "Decline",
+}

@@ -125,6 +125,9 @@ var _ = Describe("SIP phone to WebRTC client (0 + user through the proxy account
 					Expect(rep.ClientRx).To(BeNumerically(">=", min))
 					Expect(rep.PhoneRx).To(BeNumerically(">=", min))
 					Expect(rep.ClientFreq).To(BeNumerically("~", phoneTone, 15))
+					Expect(rep.PhoneFreqErr).NotTo(HaveOccurred())
+					Expect(rep.PhoneFreq).To(BeNumerically("~", clientTone, 15), "the client's tone reaches the phone")
+					recordTones(n, "inbound call", rep)
 					if hangupByPhone {
 						Expect(rep.EndReason).To(Equal("hangup: BYE"))
 					} else {
@@ -141,6 +144,96 @@ var _ = Describe("SIP phone to WebRTC client (0 + user through the proxy account
 				Entry("BYE from the client", false),
 				Entry("BYE from the phone", true),
 			)
+
+			It("routes a call to a pool account to the WebRTC user holding it: invitation, accept, audio both ways", func() {
+				rep, err := inWorld(n, func(w *world) (callReport, error) {
+					var rep callReport
+					phone, err := w.phone("1001")
+					if err != nil {
+						return rep, err
+					}
+					phone.OnIncoming(ringThenAnswer(0, make(chan string, 1)))
+					cl, err := w.client("alice", webclient.WithoutAutoAccept())
+					if err != nil {
+						return rep, err
+					}
+					ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
+					defer cancel()
+					By("alice calls out: she holds a pool account until she logs out")
+					out, err := cl.Call(ctx, "1001")
+					if err != nil {
+						return rep, err
+					}
+					if _, err := out.WaitState(ctx, string(signaling.LocalAcceptedByRemote)); err != nil {
+						return rep, err
+					}
+					if err := out.Hangup(ctx, "bye"); err != nil {
+						return rep, err
+					}
+					if err := w.quiesce(); err != nil {
+						return rep, err
+					}
+					held := w.records()
+					if len(held) != 1 {
+						return rep, fmt.Errorf("%d CDRs after alice's call, want 1", len(held))
+					}
+					rep.Extra = map[string]any{"held": held[0].Account}
+
+					By("the phone dials the account alice holds")
+					res := dial(ctx, phone, held[0].Account, make(chan int, 8))
+					var inv *webclient.Invitation
+					select {
+					case inv = <-cl.Invitations():
+					case r := <-res:
+						return rep, fmt.Errorf("the call ended before alice was invited: %v", r.err)
+					case <-ctx.Done():
+						return rep, errTimeout
+					}
+					c, err := inv.Accept(ctx, "")
+					if err != nil {
+						return rep, err
+					}
+					r := <-res
+					if r.err != nil {
+						return rep, r.err
+					}
+					rep.From = c.Peer()
+					if err := talkAndMeasure(ctx, &rep, c, r.call, talk); err != nil {
+						return rep, err
+					}
+					if err := r.call.Hangup(ctx); err != nil {
+						return rep, err
+					}
+					select {
+					case <-c.Done():
+					case <-ctx.Done():
+						return rep, errTimeout
+					}
+					if err := w.quiesce(); err != nil {
+						return rep, err
+					}
+					rep.States = remoteStates(c)
+					rep.Records = w.records()
+					return rep, nil
+				})
+				Expect(err).NotTo(HaveOccurred())
+				AddReportEntry("call to a pool account", rep.summary())
+				Expect(rep.Extra["held"]).To(Equal("1005"), "alice's call left from the first pool account")
+				Expect(rep.From).To(Equal("1001"), "the invitation names the SIP caller")
+				Expect(rep.States).To(Equal([]string{"INVITATION_RECEIVED", "ACCEPT_SENT_TO_LOCAL", "ACCEPTED"}))
+				min := uint64(talk/(20*time.Millisecond)) * 8 / 10
+				Expect(rep.ClientRx).To(BeNumerically(">=", min))
+				Expect(rep.PhoneRx).To(BeNumerically(">=", min))
+				Expect(rep.ClientFreq).To(BeNumerically("~", phoneTone, 15))
+				Expect(rep.PhoneFreq).To(BeNumerically("~", clientTone, 15))
+				Expect(rep.Records).To(HaveLen(2))
+				r := rep.Records[1]
+				Expect(r.Direction).To(Equal(call.Inbound))
+				Expect(r.Account).To(Equal("1005"))
+				Expect(r.From).To(Equal("1001"))
+				Expect(r.To).To(Equal("alice"))
+				Expect(r.Outcome).To(Equal(call.OutcomeAnswered))
+			})
 
 			It("tells the client the caller gave up (CANCELED) and answers the CANCEL", func() {
 				rep, err := inWorld(n, func(w *world) (callReport, error) {

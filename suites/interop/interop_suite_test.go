@@ -26,12 +26,14 @@
 //     which showed a gateway bug the embedded PBX's relaying hid: a digit sent before the
 //     client's first audio packet started the SIP stream at a random timestamp the audio then
 //     fell back from, and Asterisk dropped every later event as older (fixed in gateway/media's
-//     rewriter; the gap specs "overlapping" show another: overlapping events);
+//     rewriter), and another: the gateway's generated event overlapped the client's in-band
+//     ones (the "overlapping" specs; fixed in gateway/media: one event at a time);
 //   - hold: Asterisk answers the phone's re-INVITE itself (recvonly) and keeps the gateway's
 //     leg as it is; the audio flows again after the resume.
 //
-// The PBX link's outage (Registration) needs the PBX on the emulated network: the embedded PBX
-// only.
+// Registration loss and recovery runs against the embedded PBX only, which the spec stops and
+// restarts: on the emulated network by an outage of the PBX's link, over loopback by stopping
+// the PBX and starting another on the same port and configuration.
 package interop_test
 
 import (

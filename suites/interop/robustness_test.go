@@ -309,4 +309,109 @@ var _ = Describe("Registration", Label("interop"), func() {
 		Expect(rep.Recovered).To(BeNumerically(">=", outage))
 		Expect(rep.Metrics).To(ContainSubstring(`siprtc_sip_registrations{state="registered"} 6`))
 	})
+
+	It("reports the PBX's loss on /healthz (503) and recovers when it is back (200), over loopback: a stopped PBX restarted on the same port", func() {
+		type regReport struct {
+			Before, During, After int
+			MetricsDuring, After6 string
+			Lost, Recovered       time.Duration
+			Call                  callReport
+		}
+		// The restarted PBX must outlive the world's gateway (which unregisters as it closes):
+		// it is closed once the world is torn down.
+		var restarted *pbx.Embedded
+		defer func() {
+			if restarted != nil {
+				Expect(restarted.Close()).To(Succeed())
+			}
+		}()
+		rep, err := inWorld(embeddedLoopback, func(w *world) (regReport, error) {
+			var rep regReport
+			ctx := w.ctx
+			rep.Before, _, _ = w.health()
+			old := w.Embedded()
+			addr := old.SIPAddr()
+			By("stopping the PBX")
+			if err := old.Close(); err != nil {
+				return rep, err
+			}
+			start := time.Now()
+			if err := waitFor(ctx, 15*time.Second, func() bool { c, _, _ := w.health(); return c == http.StatusServiceUnavailable }); err != nil {
+				return rep, fmt.Errorf("loss not noticed: %w", err)
+			}
+			rep.Lost = time.Since(start)
+			rep.During, _, _ = w.health()
+			_, body, err := w.get("/metrics")
+			if err != nil {
+				return rep, err
+			}
+			rep.MetricsDuring = string(body)
+
+			By("starting a PBX on the same address with the same configuration")
+			h := w.hosts["pbx"]
+			restarted, err = pbx.StartEmbedded(ctx, pbx.EmbeddedConfig{ConfDir: confDir, Net: h.net, IP: h.ip,
+				SIPPort: int(addr.Port()), Logger: w.log.With("who", "pbx (restarted)")})
+			if err != nil {
+				return rep, err
+			}
+			if err := waitFor(ctx, 30*time.Second, func() bool {
+				c, _, _ := w.health()
+				return c == http.StatusOK && w.AllRegistered()
+			}); err != nil {
+				return rep, fmt.Errorf("not recovered: %w", err)
+			}
+			rep.Recovered = time.Since(start)
+			rep.After, _, _ = w.health()
+			if _, body, err = w.get("/metrics"); err != nil {
+				return rep, err
+			}
+			rep.After6 = string(body)
+
+			By("calling through the restarted PBX")
+			phone, err := w.phone("1001")
+			if err != nil {
+				return rep, err
+			}
+			phone.OnIncoming(ringThenAnswer(0, make(chan string, 1)))
+			cl, err := w.client("alice")
+			if err != nil {
+				return rep, err
+			}
+			cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			defer cancel()
+			c, err := cl.Call(cctx, "1001")
+			if err != nil {
+				return rep, err
+			}
+			if _, err := c.WaitState(cctx, string(signaling.LocalAcceptedByRemote)); err != nil {
+				return rep, err
+			}
+			if err := waitFor(cctx, 5*time.Second, func() bool { return len(phone.Calls()) == 1 }); err != nil {
+				return rep, err
+			}
+			if err := talkAndMeasure(cctx, &rep.Call, c, phone.Calls()[0], time.Second); err != nil {
+				return rep, err
+			}
+			if err := c.Hangup(cctx, "bye"); err != nil {
+				return rep, err
+			}
+			err = waitFor(cctx, 10*time.Second, func() bool { return w.gw.ActiveCalls() == 0 && restarted.ActiveCalls() == 0 })
+			return rep, err
+		}, withSIP(func(c *sipua.Config) {
+			// Real time: OPTIONS every second, each given 2 s, so the loss shows within seconds.
+			c.KeepAlive, c.RequestTimeout = time.Second, 2*time.Second
+		}))
+		Expect(err).NotTo(HaveOccurred())
+		AddReportEntry("registration (loopback)", fmt.Sprintf("loss noticed after %v, all registered again %v after the PBX stopped; call: %s", rep.Lost, rep.Recovered, rep.Call.summary()))
+		Expect(rep.Before).To(Equal(http.StatusOK))
+		Expect(rep.During).To(Equal(http.StatusServiceUnavailable))
+		Expect(rep.MetricsDuring).To(ContainSubstring(`siprtc_sip_registrations{state="registered"} 0`))
+		Expect(rep.After).To(Equal(http.StatusOK))
+		Expect(rep.After6).To(ContainSubstring(`siprtc_sip_registrations{state="registered"} 6`))
+		min := uint64(time.Second/(20*time.Millisecond)) * 8 / 10
+		Expect(rep.Call.ClientRx).To(BeNumerically(">=", min), "audio reaches the client after the recovery")
+		Expect(rep.Call.PhoneRx).To(BeNumerically(">=", min), "audio reaches the phone after the recovery")
+		Expect(rep.Call.ClientFreq).To(BeNumerically("~", phoneTone, 15))
+		Expect(rep.Call.PhoneFreq).To(BeNumerically("~", clientTone, 15))
+	})
 })

@@ -32,6 +32,12 @@ type videoReport struct {
 	PhoneFastUpdates          uint64 // SIP INFO picture_fast_update the phone got, after the PLI
 	PhoneFastUpdatesBeforePLI uint64
 	PhoneVideoPeer, PBX       netip.Addr // where the phone sends video: the PBX's relay
+	// The client's send and receive codecs, and the H.264 NAL units each end reassembled (and
+	// how many failed their checksum).
+	ClientSendCodec, ClientRecvCodec string
+	ClientNAL, ClientBadNAL          uint64
+	PhoneNAL, PhoneBadNAL            uint64
+	ClientFrames, PhoneFrames        uint64 // frames received since the call began
 }
 
 // measureVideo waits for video at both ends, counts frames over videoWindow, then sends a PLI
@@ -54,6 +60,10 @@ func measureVideo(ctx context.Context, c *webclient.Call, pc *sipphone.Call) (vi
 	rep.PhoneSent, rep.PhoneRx = p1.FramesSent-p0.FramesSent, p1.FramesReceived-p0.FramesReceived
 	rep.PhoneKeyRx, rep.ClientKeyRx = p1.KeyFramesReceived, c1.KeyFramesReceived
 	rep.PhoneCodec, rep.PhoneVideoPeer = p1.Codec, p1.RemoteAddr.Addr()
+	rep.ClientSendCodec, rep.ClientRecvCodec = c1.SendCodec, c1.ReceiveCodec
+	rep.ClientNAL, rep.ClientBadNAL = c1.NALUnits, c1.CorruptNALUnits
+	rep.PhoneNAL, rep.PhoneBadNAL = p1.NALUnits, p1.CorruptNALUnits
+	rep.ClientFrames, rep.PhoneFrames = c1.FramesReceived, p1.FramesReceived
 	rep.PhoneKeyRequestsBeforePLI = p1.KeyFrameRequests
 	rep.PhoneFastUpdatesBeforePLI = p1.FastUpdates
 
@@ -79,9 +89,11 @@ func measureVideo(ctx context.Context, c *webclient.Call, pc *sipphone.Call) (vi
 	return rep, nil
 }
 
-func expectVideoBothWays(n network, rep videoReport) {
+func expectVideoBothWays(n network, codec string, rep videoReport) {
 	GinkgoWriter.Printf("video: %+v\n", rep)
-	Expect(rep.PhoneCodec).To(Equal("VP8"))
+	Expect(rep.PhoneCodec).To(Equal(codec))
+	Expect(rep.ClientSendCodec).To(Equal(codec))
+	Expect(rep.ClientRecvCodec).To(Equal(codec))
 	Expect(rep.PhoneVideoPeer).To(Equal(rep.PBX), "video goes through the PBX's relay")
 	Expect(rep.ClientSent).To(BeNumerically(">=", uint64(videoWindow/time.Second)*videoFPS*8/10))
 	Expect(rep.PhoneSent).To(BeNumerically(">=", uint64(videoWindow/time.Second)*videoFPS*8/10))
@@ -149,8 +161,71 @@ var _ = Describe("Video both ways", Label("interop"), func() {
 					return rep, c.Hangup(ctx, "bye")
 				})
 				Expect(err).NotTo(HaveOccurred())
-				expectVideoBothWays(n, rep)
+				expectVideoBothWays(n, "VP8", rep)
 			})
+
+			DescribeTable("passes H.264 through unchanged both ways when both ends negotiate only H.264: every NAL unit arrives intact, IDRs included",
+				func(fromClient bool) {
+					rep, err := inWorld(n, func(w *world) (videoReport, error) {
+						phone, err := w.phone("1001", sipphone.Video("H264", videoBitrate, videoFPS))
+						if err != nil {
+							return videoReport{}, err
+						}
+						phone.OnIncoming(ringThenAnswer(100*time.Millisecond, make(chan string, 1)))
+						user := "bob"
+						if fromClient {
+							user = "alice"
+						}
+						cl, err := videoClient(w, user, webclient.WithVideoCodec("h264"), webclient.WithAutoAccept(100*time.Millisecond))
+						if err != nil {
+							return videoReport{}, err
+						}
+						ctx, cancel := context.WithTimeout(w.ctx, 20*time.Second)
+						defer cancel()
+						var c *webclient.Call
+						var pc *sipphone.Call
+						if fromClient {
+							if c, err = cl.Call(ctx, "1001"); err != nil {
+								return videoReport{}, err
+							}
+							if _, err := c.WaitState(ctx, string(signaling.LocalAcceptedByRemote)); err != nil {
+								return videoReport{}, err
+							}
+							if err := waitFor(ctx, 5*time.Second, func() bool { return len(phone.Calls()) == 1 }); err != nil {
+								return videoReport{}, err
+							}
+							pc = phone.Calls()[0]
+						} else {
+							res := <-dial(ctx, phone, "0bob", make(chan int, 8))
+							if res.err != nil {
+								return videoReport{}, res.err
+							}
+							if err := waitFor(ctx, 5*time.Second, func() bool { return len(cl.Calls()) == 1 }); err != nil {
+								return videoReport{}, err
+							}
+							c, pc = cl.Calls()[0], res.call
+							if _, err := c.WaitState(ctx, string(signaling.RemoteAccepted)); err != nil {
+								return videoReport{}, err
+							}
+						}
+						rep, err := measureVideo(ctx, c, pc)
+						rep.PBX = w.hosts["pbx"].ip
+						if err != nil {
+							return rep, err
+						}
+						return rep, pc.Hangup(ctx)
+					})
+					Expect(err).NotTo(HaveOccurred())
+					expectVideoBothWays(n, "H264", rep)
+					AddReportEntry("H.264", fmt.Sprintf("NAL units: %d at the phone (%d corrupt), %d at the client (%d corrupt)", rep.PhoneNAL, rep.PhoneBadNAL, rep.ClientNAL, rep.ClientBadNAL))
+					Expect(rep.PhoneNAL).To(BeNumerically(">=", rep.PhoneFrames), "client -> phone: at least one NAL unit a frame")
+					Expect(rep.ClientNAL).To(BeNumerically(">=", rep.ClientFrames), "phone -> client: at least one NAL unit a frame")
+					Expect(rep.PhoneBadNAL).To(BeZero(), "client -> phone NAL units intact")
+					Expect(rep.ClientBadNAL).To(BeZero(), "phone -> client NAL units intact")
+				},
+				Entry("the WebRTC client calls the SIP phone", true),
+				Entry("the SIP phone calls the WebRTC client (0 + user)", false),
+			)
 
 			It("carries VP8 from a SIP phone (0 + user) to a WebRTC client and back, and the client's PLI reaches the phone", func() {
 				rep, err := inWorld(n, func(w *world) (videoReport, error) {
@@ -183,7 +258,7 @@ var _ = Describe("Video both ways", Label("interop"), func() {
 					return rep, res.call.Hangup(ctx)
 				})
 				Expect(err).NotTo(HaveOccurred())
-				expectVideoBothWays(n, rep)
+				expectVideoBothWays(n, "VP8", rep)
 			})
 		})
 	}
