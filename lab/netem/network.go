@@ -41,6 +41,11 @@ import (
 	"github.com/pion/transport/v5/vnet"
 )
 
+// vnetMu serializes building vnet routers and hosts: pion's vnet numbers their MAC addresses
+// with a package-level counter it does not lock, so networks built in parallel (tune's parallel
+// runs, parallel tests) race on it.
+var vnetMu sync.Mutex
+
 // DefaultCIDR is the lab's address plan: the FreeSWITCH overlay's ACL allows it.
 const DefaultCIDR = "10.77.0.0/16"
 
@@ -117,7 +122,9 @@ func New(cidr string, opts ...Option) (*Network, error) {
 		return nil, fmt.Errorf("netem: network %q: %w: IPv4 only (vnet)", cidr, errAddress)
 	}
 	prefix = prefix.Masked()
+	vnetMu.Lock()
 	r, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: prefix.String(), LoggerFactory: logging.NewDefaultLoggerFactory()})
+	vnetMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("netem: %w", err)
 	}
@@ -172,7 +179,9 @@ func (n *Network) AddHost(name, ip string) (*Host, error) {
 	if other := byIP[addr]; other != nil {
 		return nil, fmt.Errorf("netem: host %q: %w %s: already host %q's", name, errAddress, addr, other.Name)
 	}
+	vnetMu.Lock()
 	vn, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{addr.String()}})
+	vnetMu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("netem: host %q: %w", name, err)
 	}

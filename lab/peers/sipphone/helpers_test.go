@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,10 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
 }
 
+// vnetMu serializes building vnet routers and hosts: pion's vnet numbers their MAC addresses
+// with a package-level counter it does not lock, so parallel tests that build networks race.
+var vnetMu sync.Mutex
+
 // testNetwork hands out transport.Nets with their own addresses: loopback on the host (127.0.0.1
 // only), or hosts 10.77.0.2, .3, ... on a pion vnet router.
 type testNetwork struct {
@@ -38,10 +43,12 @@ func newTestNetwork(t testing.TB, name string) *testNetwork {
 	t.Helper()
 	n := &testNetwork{name: name, next: 2}
 	if name == "vnet" {
+		vnetMu.Lock()
 		router, err := vnet.NewRouter(&vnet.RouterConfig{
 			CIDR:          "10.77.0.0/24",
 			LoggerFactory: logging.NewDefaultLoggerFactory(),
 		})
+		vnetMu.Unlock()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +69,9 @@ func (n *testNetwork) host(t testing.TB) (transport.Net, netip.Addr) {
 	}
 	ip := netip.AddrFrom4([4]byte{10, 77, 0, byte(n.next)})
 	n.next++
+	vnetMu.Lock()
 	nw, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{ip.String()}})
+	vnetMu.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}
