@@ -104,18 +104,11 @@ var _ = Describe("WebRTC client to SIP phone", Label("interop"), func() {
 					}
 					ctx, cancel := context.WithTimeout(w.ctx, 20*time.Second)
 					defer cancel()
-					c, err := cl.Call(ctx, "1001")
+					c, pc, _, err := callPhone(ctx, cl, phone, "1001")
 					if err != nil {
 						return rep, err
 					}
-					if _, err := c.WaitState(ctx, string(signaling.LocalAcceptedByRemote)); err != nil {
-						return rep, err
-					}
 					rep.From = <-from
-					if err := waitFor(ctx, 5*time.Second, func() bool { return len(phone.Calls()) == 1 }); err != nil {
-						return rep, err
-					}
-					pc := phone.Calls()[0]
 					if err := talkAndMeasure(ctx, &rep, c, pc, talk); err != nil {
 						return rep, err
 					}
@@ -181,11 +174,7 @@ var _ = Describe("WebRTC client to SIP phone", Label("interop"), func() {
 					}
 					ctx, cancel := context.WithTimeout(w.ctx, 20*time.Second)
 					defer cancel()
-					c, err := cl.Call(ctx, "1001")
-					if err != nil {
-						return rep, err
-					}
-					acc, err := c.WaitState(ctx, string(signaling.LocalAcceptedByRemote))
+					c, pc, acc, err := callPhone(ctx, cl, phone, "1001")
 					if err != nil {
 						return rep, err
 					}
@@ -197,10 +186,6 @@ var _ = Describe("WebRTC client to SIP phone", Label("interop"), func() {
 						}
 					}
 					rep.Extra = map[string]any{"early": early}
-					if err := waitFor(ctx, 5*time.Second, func() bool { return len(phone.Calls()) == 1 }); err != nil {
-						return rep, err
-					}
-					pc := phone.Calls()[0]
 					if err := talkAndMeasure(ctx, &rep, c, pc, time.Second); err != nil {
 						return rep, err
 					}

@@ -233,17 +233,10 @@ var _ = Describe("During a call", Label("interop"), func() {
 					}
 					ctx, cancel := context.WithTimeout(w.ctx, 20*time.Second)
 					defer cancel()
-					c, err := cl.Call(ctx, "1001")
+					c, pc, _, err := callPhone(ctx, cl, phone, "1001")
 					if err != nil {
 						return rep, err
 					}
-					if _, err := c.WaitState(ctx, string(signaling.LocalAcceptedByRemote)); err != nil {
-						return rep, err
-					}
-					if err := waitFor(ctx, 5*time.Second, func() bool { return len(phone.Calls()) == 1 }); err != nil {
-						return rep, err
-					}
-					pc := phone.Calls()[0]
 					if err := c.WaitMedia(ctx, 25, 0); err != nil {
 						return rep, err
 					}
@@ -325,17 +318,10 @@ func clientHold(w *world) (clientHoldReport, error) {
 	}
 	ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
 	defer cancel()
-	c, err := cl.Call(ctx, "1001")
+	c, pc, _, err := callPhone(ctx, cl, phone, "1001")
 	if err != nil {
 		return rep, err
 	}
-	if _, err := c.WaitState(ctx, string(signaling.LocalAcceptedByRemote)); err != nil {
-		return rep, err
-	}
-	if err := waitFor(ctx, 5*time.Second, func() bool { return len(phone.Calls()) == 1 }); err != nil {
-		return rep, err
-	}
-	pc := phone.Calls()[0]
 	if err := c.WaitMedia(ctx, 25, 0); err != nil {
 		return rep, err
 	}

@@ -379,17 +379,11 @@ var _ = Describe("Registration", Label("interop"), func() {
 			}
 			cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			defer cancel()
-			c, err := cl.Call(cctx, "1001")
+			c, pc, _, err := callPhone(cctx, cl, phone, "1001")
 			if err != nil {
 				return rep, err
 			}
-			if _, err := c.WaitState(cctx, string(signaling.LocalAcceptedByRemote)); err != nil {
-				return rep, err
-			}
-			if err := waitFor(cctx, 5*time.Second, func() bool { return len(phone.Calls()) == 1 }); err != nil {
-				return rep, err
-			}
-			if err := talkAndMeasure(cctx, &rep.Call, c, phone.Calls()[0], time.Second); err != nil {
+			if err := talkAndMeasure(cctx, &rep.Call, c, pc, time.Second); err != nil {
 				return rep, err
 			}
 			if err := c.Hangup(cctx, "bye"); err != nil {

@@ -143,17 +143,11 @@ var _ = Describe("Video both ways", Label("interop"), func() {
 					}
 					ctx, cancel := context.WithTimeout(w.ctx, 20*time.Second)
 					defer cancel()
-					c, err := cl.Call(ctx, "1001")
+					c, pc, _, err := callPhone(ctx, cl, phone, "1001")
 					if err != nil {
 						return videoReport{}, err
 					}
-					if _, err := c.WaitState(ctx, string(signaling.LocalAcceptedByRemote)); err != nil {
-						return videoReport{}, err
-					}
-					if err := waitFor(ctx, 5*time.Second, func() bool { return len(phone.Calls()) == 1 }); err != nil {
-						return videoReport{}, err
-					}
-					rep, err := measureVideo(ctx, c, phone.Calls()[0])
+					rep, err := measureVideo(ctx, c, pc)
 					rep.PBX = w.hosts["pbx"].ip
 					if err != nil {
 						return rep, err
@@ -185,16 +179,9 @@ var _ = Describe("Video both ways", Label("interop"), func() {
 						var c *webclient.Call
 						var pc *sipphone.Call
 						if fromClient {
-							if c, err = cl.Call(ctx, "1001"); err != nil {
+							if c, pc, _, err = callPhone(ctx, cl, phone, "1001"); err != nil {
 								return videoReport{}, err
 							}
-							if _, err := c.WaitState(ctx, string(signaling.LocalAcceptedByRemote)); err != nil {
-								return videoReport{}, err
-							}
-							if err := waitFor(ctx, 5*time.Second, func() bool { return len(phone.Calls()) == 1 }); err != nil {
-								return videoReport{}, err
-							}
-							pc = phone.Calls()[0]
 						} else {
 							res := <-dial(ctx, phone, "0bob", make(chan int, 8))
 							if res.err != nil {

@@ -190,6 +190,24 @@ func (w *world) client(user string, opts ...webclient.Option) (*webclient.Client
 	return w.Client(user, opts...)
 }
 
+// callPhone places a call from cl to number, which rings phone, and waits until the gateway
+// reports it accepted and the phone holds it; it returns the client's call, the phone's and the
+// ACCEPTED_BY_REMOTE event.
+func callPhone(ctx context.Context, cl *webclient.Client, phone *sipphone.Phone, number string) (*webclient.Call, *sipphone.Call, webclient.StateEvent, error) {
+	c, err := cl.Call(ctx, number)
+	if err != nil {
+		return nil, nil, webclient.StateEvent{}, err
+	}
+	acc, err := c.WaitState(ctx, string(signaling.LocalAcceptedByRemote))
+	if err != nil {
+		return c, nil, acc, err
+	}
+	if err := waitFor(ctx, 5*time.Second, func() bool { return len(phone.Calls()) == 1 }); err != nil {
+		return c, nil, acc, err
+	}
+	return c, phone.Calls()[0], acc, nil
+}
+
 // newClient builds a client without connecting it.
 func (w *world) newClient(user string, opts ...webclient.Option) (*webclient.Client, error) {
 	return w.NewClient(user, nil, opts...)
