@@ -69,6 +69,10 @@ func (c *Call) reinviteSIP(dlg *sipua.Dialog, dirs map[webrtc.RTPCodecType]strin
 		if err == nil {
 			c.mu.Lock()
 			c.sipDirs = dirs
+			for kind, st := range c.streams {
+				// The client gets nothing while it holds, whatever the PBX sends.
+				st.HoldToWebRTC(!canReceive(dirs[kind]))
+			}
 			c.mu.Unlock()
 			return c.applySIPAnswer(answer)
 		}

@@ -256,6 +256,7 @@ type direction struct {
 	dtmf   dtmfDetector
 	dtmfIn uint64         // events detected on the source leg
 	gen    generatedEvent // SendDTMF's event in progress toward the destination leg
+	held   atomic.Bool    // the destination does not receive (it holds the call): drop
 	write  Writer         // the whole chain
 	inject Writer         // the chain from the rewrite step on: generated packets enter here
 	pkt    Packet
@@ -294,6 +295,7 @@ func (s *Stream) pipeline() {
 		classify(tables, LegSIP), // payload type -> format, clock, WebRTC payload type
 		countIn(&s.toWebRTC.in),  // SIP leg receive stats, the source of its receiver reports
 		detectDTMF(&s.toWebRTC.dtmf, s.reportDTMF(LegSIP)), // RFC 4733 events to the call layer
+		dropWhileHeld(&s.toWebRTC.held, &s.toWebRTC.rw),    // the client holds the call: it gets nothing
 		mapPayloadType(),                   // to the client's payload type; what it lacks is dropped
 		stripExtensions(),                  // their ids belong to the PBX's side
 		endGeneratedEvent(&s.toWebRTC.gen), // a forwarded event ends SendDTMF's: no overlap
@@ -475,6 +477,13 @@ func newCodecTables(pairs []rtc.Pair) (*codecTables, error) {
 	}
 	return t, nil
 }
+
+// HoldToWebRTC stops (held) or resumes forwarding the PBX's media to the client. The client
+// holds the call when its last offer said sendonly or inactive: it then gets nothing, whatever
+// the PBX sends (Asterisk keeps sending after answering a hold recvonly). Receive statistics,
+// RTCP and DTMF detection go on, and the client's stream resumes with continuous sequence
+// numbers.
+func (s *Stream) HoldToWebRTC(held bool) { s.toWebRTC.held.Store(held) }
 
 // SendDTMF sends one digit (0-9, *, #, A-D) as RFC 4733 events on leg to: a first packet with
 // the marker bit, updates every DTMFInterval, three end packets; d is the tone's length (0:

@@ -319,6 +319,40 @@ func TestDTMF(t *testing.T) {
 	})
 }
 
+// TestHoldToWebRTC: while the client holds, the PBX's audio does not reach it; after the
+// resume it does again, with no gap in the sequence numbers the client sees.
+func TestHoldToWebRTC(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newCall(t, callOptions{sip: []rtc.Codec{sipPCMU, sipTE8k}})
+		send := func(from, n int) {
+			for i := from; i < from+n; i++ {
+				p := &rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 0, SSRC: 77, SequenceNumber: uint16(1000 + i), Timestamp: uint32(i * 160)}, Payload: toneFrame(440, i)}
+				c.phoneAudio.send(t, c.audio.LocalAddr(), p)
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		send(0, 25)
+		c.audio.HoldToWebRTC(true)
+		send(25, 50)
+		c.audio.HoldToWebRTC(false)
+		send(75, 25)
+		time.Sleep(100 * time.Millisecond)
+
+		got := byPT(c.clientPackets(webrtc.RTPCodecTypeAudio), c.sel.Audio[0].WebRTC.PayloadType)
+		if len(got) != 50 {
+			t.Fatalf("the client got %d packets, want the 25 before the hold and the 25 after", len(got))
+		}
+		for k := 1; k < len(got); k++ {
+			if got[k].SequenceNumber != got[k-1].SequenceNumber+1 {
+				t.Fatalf("sequence %d after %d: a gap where the hold was", got[k].SequenceNumber, got[k-1].SequenceNumber)
+			}
+		}
+		if ts := got[25].Timestamp - got[24].Timestamp; ts != 51*160 {
+			t.Errorf("timestamp step over the hold %d, want %d (the time it lasted)", ts, 51*160)
+		}
+	})
+}
+
 // TestDTMFNoOverlap: an event the bridge generates and the client's own events never overlap
 // in the SIP stream (RFC 4733 2.5.1): a forwarded event that starts while a generated one is
 // sent ends the generated one first (end packets at the duration reached), and a generated

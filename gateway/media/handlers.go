@@ -3,6 +3,7 @@ package media
 import (
 	"errors"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/siprtc/siprtc/gateway/rtc"
@@ -89,6 +90,20 @@ func consumeEvents(r *rewriter) Handler {
 	return HandlerFunc(func(_ Path, next Writer) Writer {
 		return WriterFunc(func(p *Packet) error {
 			if p.codec.consume && !p.Generated {
+				r.skip(&p.Header)
+				return nil
+			}
+			return next.Write(p)
+		})
+	})
+}
+
+// dropWhileHeld ends the way of the source's packets while the destination holds the call
+// (Stream.HoldToWebRTC); the rewriter closes the sequence numbers they leave out.
+func dropWhileHeld(held *atomic.Bool, r *rewriter) Handler {
+	return HandlerFunc(func(_ Path, next Writer) Writer {
+		return WriterFunc(func(p *Packet) error {
+			if held.Load() && !p.Generated {
 				r.skip(&p.Header)
 				return nil
 			}
