@@ -29,7 +29,14 @@
 //     rewriter), and another: the gateway's generated event overlapped the client's in-band
 //     ones (the "overlapping" specs; fixed in gateway/media: one event at a time);
 //   - hold: Asterisk answers the phone's re-INVITE itself (recvonly) and keeps the gateway's
-//     leg as it is; the audio flows again after the resume.
+//     leg as it is; the audio flows again after the resume. When the client holds, Asterisk
+//     answers the gateway's sendonly re-INVITE recvonly but goes on sending to it: the gateway
+//     drops that audio itself (a holding client gets nothing, gateway/media), which this
+//     backend showed;
+//   - failures: Asterisk's Dial reports a callee's 603 or 408 only as CHANUNAVAIL; the
+//     generated dialplan takes the callee's cause from HANGUPCAUSE as FreeSWITCH's
+//     originate_disposition would be, and the 408 reaches the gateway as 408. No Asterisk cause
+//     goes out as 603: CALL_REJECTED goes out as 403 (still REFUSED_BY_REMOTE).
 //
 // Registration loss and recovery runs against the embedded PBX only, which the spec stops and
 // restarts: on the emulated network by an outage of the PBX's link, over loopback by stopping

@@ -67,6 +67,11 @@ var dialStatusCauses = []struct {
 	{"BUSY", 17}, {"NOANSWER", 19}, {"CHANUNAVAIL", 20}, {"CONGESTION", 34}, {"CANCEL", 16}, {"INVALIDARGS", 28},
 }
 
+// calleeCauses are the Q.850 causes of a callee's own final response that Asterisk's Dial
+// reports only as CHANUNAVAIL: 18 no user response (408), 21 call rejected (603), 22 number
+// changed (410), 27 destination out of order (502), 88 incompatible destination (488).
+var calleeCauses = []int{18, 21, 22, 27, 88}
+
 // channelFields are FreeSWITCH channel fields read in action data, as Asterisk expressions.
 var channelFields = map[string]string{
 	"destination_number": "${EXTEN}",
@@ -130,6 +135,15 @@ func (g *gen) dialplan() error {
 		for _, dc := range dialStatusCauses {
 			fmt.Fprintf(&b, " same => n,ExecIf($[\"${DIALSTATUS}\" = \"%s\"]?Set(originate_disposition=%d))\n", dc.status, dc.cause)
 		}
+		// A callee's own refusal (603, 408, ...) leaves CHANUNAVAIL, which says nothing of it; its
+		// cause is in HANGUPCAUSE, which FreeSWITCH would give as the bridge's disposition. Only
+		// those causes: an unregistered callee is CHANUNAVAIL too, with a cause (3) that would
+		// turn FreeSWITCH's 480 into a 404.
+		var conds []string
+		for _, c := range calleeCauses {
+			conds = append(conds, fmt.Sprintf("0${HANGUPCAUSE} = %d", c))
+		}
+		fmt.Fprintf(&b, " same => n,ExecIf($[\"${DIALSTATUS}\" = \"CHANUNAVAIL\" & (%s)]?Set(originate_disposition=${HANGUPCAUSE}))\n", strings.Join(conds, " | "))
 		b.WriteString(" same => n,Return()\n\n")
 	}
 	g.out.Files["extensions.conf"] = b.Bytes()
