@@ -213,6 +213,8 @@ func New(cfg *config.Config, opts ...Option) (*Gateway, error) {
 		// the packet leaves its log, and under congestion (RFC 8867 5.1 in suites/bwe) that
 		// NACK load pushed a third of the client's gcc runs to their floor.
 		NACKMaxRetries: defaultNACKRetries,
+		// Audio RTX with a client that offers it, both ways (browsers do not: plain NACK).
+		SendAudioRTX: true,
 	}
 	if g.opts.localIP.IsValid() {
 		ip := g.opts.localIP

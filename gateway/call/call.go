@@ -522,7 +522,8 @@ func (c *Call) localDescription(offer bool) (webrtc.SessionDescription, error) {
 	case <-c.ctx.Done():
 		return d, c.ctx.Err()
 	}
-	return *pc.LocalDescription(), nil
+	// The Peer's description: it signals the audio RTX stream pion leaves out (rtc.Peer).
+	return *c.peer.LocalDescription(), nil
 }
 
 func (c *Call) sendSDP(d webrtc.SessionDescription) error {

@@ -28,6 +28,7 @@ type Option func(*apiOptions)
 
 type apiOptions struct {
 	counters *RepairCounters
+	audioRTX *audioRTXState        // Config.SendAudioRTX: the Peer's, shared with its interceptor
 	bwe      func(*BWE)            // WithBWEHandler
 	extra    []interceptor.Factory // WithInterceptor
 }
@@ -39,7 +40,9 @@ func WithRepairCounters(c *RepairCounters) Option {
 }
 
 // NewAPI builds a pion API from cfg: the MediaEngine with the codecs of cfg (NACK feedback on
-// audio and video, RTX on video, telephone-event at 8000 and 48000; red and flexfec-03
+// audio and video, RTX on video and, unless Config.NoAudioRTX, on audio (negotiated only with
+// a client that offers it: browsers do not, and keep NACK with retransmission in the audio
+// stream itself), telephone-event at 8000 and 48000; red and flexfec-03
 // only with Config.RED and Config.FlexFEC, see fec.go), the interceptors
 // (NACK generator and responder, RTCP sender and receiver reports, TWCC feedback for what the
 // client sends, and the repair counters when asked for) and the SettingEngine (network, public
@@ -73,6 +76,8 @@ func NewAPI(cfg Config, opts ...Option) (*webrtc.API, error) {
 type Peer struct {
 	*webrtc.PeerConnection
 	Repair *RepairCounters
+	// audioRTX holds the audio RTX SSRCs to signal (Config.SendAudioRTX), nil otherwise.
+	audioRTX *audioRTXState
 	// BWE is the send-side bandwidth estimator (nil unless Config.BWE is set).
 	BWE *BWE
 }
@@ -81,7 +86,13 @@ type Peer struct {
 func NewPeer(cfg Config, pcConfig webrtc.Configuration, opts ...Option) (*Peer, error) {
 	counters := &RepairCounters{}
 	var bwe *BWE
-	api, err := NewAPI(cfg, append(opts[:len(opts):len(opts)], WithRepairCounters(counters), WithBWEHandler(func(b *BWE) { bwe = b }))...)
+	var audioRTX *audioRTXState
+	if cfg.SendAudioRTX {
+		audioRTX = newAudioRTXState()
+	}
+	opts = append(opts[:len(opts):len(opts)], WithRepairCounters(counters), WithBWEHandler(func(b *BWE) { bwe = b }),
+		func(o *apiOptions) { o.audioRTX = audioRTX })
+	api, err := NewAPI(cfg, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +100,7 @@ func NewPeer(cfg Config, pcConfig webrtc.Configuration, opts ...Option) (*Peer, 
 	if err != nil {
 		return nil, fmt.Errorf("rtc: new peer connection: %w", err)
 	}
-	return &Peer{PeerConnection: pc, Repair: counters, BWE: bwe}, nil
+	return &Peer{PeerConnection: pc, Repair: counters, BWE: bwe, audioRTX: audioRTX}, nil
 }
 
 func newMediaEngine(cfg Config) (*webrtc.MediaEngine, error) {
@@ -115,12 +126,16 @@ func newMediaEngine(cfg Config) (*webrtc.MediaEngine, error) {
 			if err := register(known.codec, known.kind, audioFB); err != nil {
 				return nil, err
 			}
+			if !cfg.NoAudioRTX {
+				if err := registerRTX(m, known); err != nil {
+					return nil, err
+				}
+			}
 		case cfg.Video:
 			if err := register(known.codec, known.kind, videoFB); err != nil {
 				return nil, err
 			}
-			rtx := Codec{Name: "rtx", ClockRate: 90000, PayloadType: known.rtx, Fmtp: fmt.Sprintf("apt=%d", known.codec.PayloadType)}
-			if err := register(rtx, known.kind, nil); err != nil {
+			if err := registerRTX(m, known); err != nil {
 				return nil, err
 			}
 		}
@@ -131,6 +146,17 @@ func newMediaEngine(cfg Config) (*webrtc.MediaEngine, error) {
 		}
 	}
 	return m, nil
+}
+
+// registerRTX registers the RTX format of a known codec at the codec's clock rate (RFC 4588
+// 8.1). Audio RTX is named audio/rtx, as pion reads it from a client's audio m-line: a
+// video/rtx entry would never match it.
+func registerRTX(m *webrtc.MediaEngine, known knownCodec) error {
+	p := rtxParams(known.kind, known.codec.ClockRate, known.rtx, known.codec.PayloadType)
+	if err := m.RegisterCodec(p, known.kind); err != nil {
+		return fmt.Errorf("rtc: register rtx for %s: %w", known.codec, err)
+	}
+	return nil
 }
 
 // newInterceptors registers, innermost first: the repair counters (they see every packet the
@@ -154,6 +180,12 @@ func newInterceptors(cfg Config, m *webrtc.MediaEngine, o apiOptions) (*intercep
 		}
 	}
 	ir.Add(rtxNACKFilterFactory{}) // pion's NACK generator does not see RTX: see rtxnack.go
+	if cfg.SendAudioRTX {          // before the responder binds: it gives it the audio RTX stream
+		if o.audioRTX == nil {
+			o.audioRTX = newAudioRTXState()
+		}
+		ir.Add(audioRTXFactory{s: o.audioRTX})
+	}
 	// The estimator, then RED and FlexFEC, then the transport-wide sequence numbers, all inside
 	// the NACK responder: see addBWE.
 	if cfg.BWE != nil {

@@ -33,6 +33,8 @@ type Codec struct {
 }
 
 // Kind is audio or video, from the encoding name (0 for a format the gateway does not know).
+// rtx is video here: an RTX format's kind is its m-line's, which the name does not tell (see
+// rtxParams for audio RTX).
 func (c Codec) Kind() webrtc.RTPCodecType {
 	switch {
 	case strings.EqualFold(c.Name, "rtx") || isFlexFEC(c.Name):
@@ -123,7 +125,7 @@ func parseFmtp(line string) map[string]string {
 type knownCodec struct {
 	kind  webrtc.RTPCodecType
 	codec Codec // as the gateway registers it with pion
-	rtx   uint8 // payload type of its RTX stream (video), 0 for none
+	rtx   uint8 // payload type of its RTX stream (RFC 4588, at the codec's clock rate), 0 for none
 	fb    []webrtc.RTCPFeedback
 }
 
@@ -131,11 +133,16 @@ type knownCodec struct {
 // flexfec-03 are not codecs the bridge passes through: they are registered only with
 // Config.RED and Config.FlexFEC (fec.go), and otherwise simply left out of the answer. CN and
 // the rest of what browsers offer are declined the same way.
+//
+// Every codec has an RTX format (RFC 4588). Audio RTX (112-115, clear of the telephone-events'
+// 101 and 110, red's 63 and flexfec-03's 49) is what no browser offers: the gateway answers it
+// only to a client that offers it and offers it itself (a browser drops it from its answer),
+// unless Config.NoAudioRTX.
 var codecTable = map[string]knownCodec{
-	"opus":            {kind: webrtc.RTPCodecTypeAudio, codec: Codec{Name: "opus", ClockRate: 48000, Channels: 2, PayloadType: 111, Fmtp: "minptime=10;useinbandfec=1"}},
-	"g722":            {kind: webrtc.RTPCodecTypeAudio, codec: Codec{Name: "G722", ClockRate: 8000, Channels: 1, PayloadType: 9}},
-	"pcmu":            {kind: webrtc.RTPCodecTypeAudio, codec: Codec{Name: "PCMU", ClockRate: 8000, Channels: 1, PayloadType: 0}},
-	"pcma":            {kind: webrtc.RTPCodecTypeAudio, codec: Codec{Name: "PCMA", ClockRate: 8000, Channels: 1, PayloadType: 8}},
+	"opus":            {kind: webrtc.RTPCodecTypeAudio, rtx: 112, codec: Codec{Name: "opus", ClockRate: 48000, Channels: 2, PayloadType: 111, Fmtp: "minptime=10;useinbandfec=1"}},
+	"g722":            {kind: webrtc.RTPCodecTypeAudio, rtx: 113, codec: Codec{Name: "G722", ClockRate: 8000, Channels: 1, PayloadType: 9}},
+	"pcmu":            {kind: webrtc.RTPCodecTypeAudio, rtx: 114, codec: Codec{Name: "PCMU", ClockRate: 8000, Channels: 1, PayloadType: 0}},
+	"pcma":            {kind: webrtc.RTPCodecTypeAudio, rtx: 115, codec: Codec{Name: "PCMA", ClockRate: 8000, Channels: 1, PayloadType: 8}},
 	"telephone-event": {kind: webrtc.RTPCodecTypeAudio},
 	"vp8": {
 		kind: webrtc.RTPCodecTypeVideo, rtx: 97,
@@ -343,8 +350,10 @@ func names(list []Codec) string {
 // answer (or offer) lists only what the bridge can pass through and the client sends the
 // preferred format. Call it after SetRemoteDescription (answerer) or after adding the
 // transceivers (offerer). Video transceivers are left alone when the selection has no video:
-// the caller stops them. RTX formats of the selected video codecs are kept, and so are the
-// selection's RED (first) and FlexFEC (last) formats.
+// the caller stops them. RTX formats of the selected codecs are kept: always for video, for
+// audio when the PeerConnection can negotiate them (the client offered audio RTX, or the
+// gateway offers with it registered; a browser offers none, so its answer stays without), and
+// so are the selection's RED (first) and FlexFEC (last) formats.
 func PreferCodecs(pc *webrtc.PeerConnection, sel *Selection) error {
 	var remote *sdp.SessionDescription
 	if rd := pc.RemoteDescription(); rd != nil {
@@ -374,10 +383,10 @@ func PreferCodecs(pc *webrtc.PeerConnection, sel *Selection) error {
 			// the remote offered (or all the gateway supports, when it offers).
 			c.RTCPFeedback = feedbackFor(remote, kind, p.WebRTC.PayloadType)
 			params = append(params, c)
-			if kind == webrtc.RTPCodecTypeVideo {
-				if rtx, ok := rtxFor(remote, kind, p.WebRTC.PayloadType); ok {
-					params = append(params, rtx)
-				}
+			// Audio RTX only in an answer to a client that offered it: Chrome refuses an offer
+			// whose audio m-line announces an RTX stream (a=ssrc-group:FID).
+			if rtx, ok := rtxFor(remote, kind, p.WebRTC); ok && (kind == webrtc.RTPCodecTypeVideo || remote != nil && negotiable(tr, rtx)) {
+				params = append(params, rtx)
 			}
 		}
 		if kind == webrtc.RTPCodecTypeVideo {
@@ -392,10 +401,11 @@ func PreferCodecs(pc *webrtc.PeerConnection, sel *Selection) error {
 	return nil
 }
 
-// rtxFor finds the RTX format whose apt is pt: in the remote description when there is one
-// (its payload types are the ones to answer with), else the gateway's own table.
-func rtxFor(remote *sdp.SessionDescription, kind webrtc.RTPCodecType, pt uint8) (webrtc.RTPCodecParameters, bool) {
-	apt := "apt=" + strconv.Itoa(int(pt))
+// rtxFor finds the RTX format whose apt is primary's payload type: in the remote description
+// when there is one (its payload types are the ones to answer with), else the gateway's own
+// table. Its clock rate is the primary's (RFC 4588 8.1: 48000 for Opus RTX, 90000 for video).
+func rtxFor(remote *sdp.SessionDescription, kind webrtc.RTPCodecType, primary Codec) (webrtc.RTPCodecParameters, bool) {
+	apt := "apt=" + strconv.Itoa(int(primary.PayloadType))
 	if remote != nil {
 		for _, m := range remote.MediaDescriptions {
 			if m.MediaName.Media != kind.String() {
@@ -403,20 +413,49 @@ func rtxFor(remote *sdp.SessionDescription, kind webrtc.RTPCodecType, pt uint8) 
 			}
 			for _, c := range CodecsOf(m) {
 				if strings.EqualFold(c.Name, "rtx") && c.Fmtp == apt {
-					return c.WebRTC(), true
+					return rtxParams(kind, c.ClockRate, c.PayloadType, primary.PayloadType), true
 				}
 			}
 		}
 	}
 	for _, known := range codecTable {
-		if known.rtx != 0 && known.codec.PayloadType == pt {
-			return webrtc.RTPCodecParameters{
-				RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: apt},
-				PayloadType:        webrtc.PayloadType(known.rtx),
-			}, true
+		if known.rtx != 0 && known.kind == kind && known.codec.PayloadType == primary.PayloadType {
+			return rtxParams(kind, orClock(primary.ClockRate, known.codec.ClockRate), known.rtx, primary.PayloadType), true
 		}
 	}
 	return webrtc.RTPCodecParameters{}, false
+}
+
+// rtxParams is an RTX format as pion names it on an m-line of kind: "video/rtx" (pion's
+// MimeTypeRTX) or "audio/rtx" (what pion reads from an audio m-line, so what it matches).
+func rtxParams(kind webrtc.RTPCodecType, clock uint32, pt, apt uint8) webrtc.RTPCodecParameters {
+	return webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: kind.String() + "/rtx", ClockRate: clock, SDPFmtpLine: "apt=" + strconv.Itoa(int(apt))},
+		PayloadType:        webrtc.PayloadType(pt),
+	}
+}
+
+func orClock(clock, def uint32) uint32 {
+	if clock == 0 {
+		return def
+	}
+	return clock
+}
+
+// negotiable reports whether tr can carry format c: pion refuses codec preferences outside
+// what its MediaEngine registered (offerer) or negotiated (answerer), and audio RTX is in
+// neither with Config.NoAudioRTX or when the client offered none.
+func negotiable(tr *webrtc.RTPTransceiver, c webrtc.RTPCodecParameters) bool {
+	var have []webrtc.RTPCodecParameters
+	switch {
+	case tr.Sender() != nil:
+		have = tr.Sender().GetParameters().Codecs
+	case tr.Receiver() != nil:
+		have = tr.Receiver().GetParameters().Codecs
+	}
+	return slices.ContainsFunc(have, func(h webrtc.RTPCodecParameters) bool {
+		return strings.EqualFold(h.MimeType, c.MimeType) && h.ClockRate == c.ClockRate && h.SDPFmtpLine == c.SDPFmtpLine
+	})
 }
 
 // feedbackFor is the rtcp-fb the remote description states for pt (a=rtcp-fb:pt and

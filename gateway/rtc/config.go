@@ -51,6 +51,19 @@ type Config struct {
 	Codecs []string
 	// Video registers the video codecs of Codecs (each with RTX).
 	Video bool
+	// NoAudioRTX leaves RTX (RFC 4588) out for the audio codecs, as browsers do: the lab's
+	// clients set it to behave like one. Without it the audio codecs are registered with RTX
+	// too, so a client offering audio RTX gets it in the answer (and sends its audio
+	// retransmissions over it). PreferCodecs keeps it out of offers: Chromium refuses an offered
+	// audio RTX stream.
+	NoAudioRTX bool
+	// SendAudioRTX sends the audio retransmissions over RTX when audio RTX is negotiated. pion
+	// (v4.2.26) gives only video senders an RTX stream: with this set, an interceptor gives
+	// the audio sender one (audiortx.go), and Peer.LocalDescription signals its SSRC (an
+	// a=ssrc-group:FID line pion does not write). Descriptions must then reach the other side
+	// through Peer.LocalDescription, not the embedded PeerConnection's: without the SSRC the
+	// other side could not use a single retransmission. Off, audio is resent in its own stream.
+	SendAudioRTX bool
 	// SendTWCC adds transport-wide sequence numbers to what this peer sends, so that the other
 	// side returns TWCC feedback (what a browser does; the lab's pion client sets it). The
 	// gateway itself only returns feedback for what it receives.
@@ -133,6 +146,9 @@ func (c Config) validate() error {
 	}
 	if c.PortMax < c.PortMin || (c.PortMin == 0) != (c.PortMax == 0) {
 		return fmt.Errorf("%w: %d-%d", errPortRange, c.PortMin, c.PortMax)
+	}
+	if c.NoAudioRTX && c.SendAudioRTX {
+		return fmt.Errorf("%w: SendAudioRTX without audio RTX (NoAudioRTX)", errConflict)
 	}
 	if c.UDPMux != nil && c.PortMin != 0 {
 		return fmt.Errorf("%w: a UDP mux and a port range", errConflict)

@@ -20,9 +20,11 @@ type RepairStats struct {
 	// the sequence numbers they asked for.
 	NACKsReceived, NACKedReceived uint64
 	// Retransmissions are packets the responder sent again, RTXSent those of them on an RTX
-	// stream (video); audio is resent on its own SSRC.
+	// stream: video, and audio with Config.SendAudioRTX once audio RTX is negotiated; other
+	// audio is resent on its own SSRC.
 	Retransmissions, RTXSent uint64
-	// RTXReceived are RTX packets from the client (pion unwraps them into the track).
+	// RTXReceived are RTX packets from the client, video or audio (pion unwraps them into the
+	// track).
 	RTXReceived uint64
 	// PLIsSent, FIRsSent, PLIsReceived and FIRsReceived count key-frame requests each way.
 	PLIsSent, FIRsSent, PLIsReceived, FIRsReceived uint64

@@ -56,8 +56,9 @@ func (s *seqSet) add(seq uint16) {
 // mediaKey identifies a remote stream's codec. pion binds a remote RTX stream with neither its
 // payload types nor its media SSRC, right after its media stream and with a copy of that
 // stream's codec (MIME type aside): the media stream bound last with the same clock rate,
-// channels and fmtp is the RTX stream's (exact with one video stream per PeerConnection, the
-// gateway's case).
+// channels and fmtp is the RTX stream's (exact with one audio and one video stream per
+// PeerConnection, the gateway's case: the two never share a clock rate). Audio RTX, which a
+// client may offer, is bound the same way.
 func mediaKey(info *interceptor.StreamInfo) string {
 	return strconv.Itoa(int(info.ClockRate)) + "/" + strconv.Itoa(int(info.Channels)) + "/" + info.SDPFmtpLine
 }
@@ -67,7 +68,7 @@ func mediaKey(info *interceptor.StreamInfo) string {
 func (f *rtxNACKFilter) BindRemoteStream(info *interceptor.StreamInfo, reader interceptor.RTPReader) interceptor.RTPReader {
 	key := mediaKey(info)
 	if !strings.EqualFold(info.MimeType, webrtc.MimeTypeRTX) {
-		if strings.HasPrefix(strings.ToLower(info.MimeType), "video/") {
+		if mime := strings.ToLower(info.MimeType); strings.HasPrefix(mime, "video/") || strings.HasPrefix(mime, "audio/") {
 			f.mu.Lock()
 			f.media[key] = info.SSRC
 			f.mu.Unlock()

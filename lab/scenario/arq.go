@@ -99,6 +99,9 @@ type ARQCase struct {
 	FPS          int `json:"fps"`
 	// Seed of the emulated network (0: 1).
 	Seed int64 `json:"seed"`
+	// AudioRTX: the client offers RTX (RFC 4588) for its audio, as browsers do not; the audio
+	// is then repaired over RTX both ways instead of plain retransmissions.
+	AudioRTX bool `json:"audio_rtx,omitempty"`
 }
 
 func (c ARQCase) withDefaults() ARQCase {
@@ -122,7 +125,11 @@ func (c ARQCase) withDefaults() ARQCase {
 
 // Name is the case as measurements name it, as "client-to-gateway bernoulli 5% rtt=50ms".
 func (c ARQCase) Name() string {
-	return fmt.Sprintf("%s %s rtt=%v", c.Path, LossName(c.Loss), c.RTT)
+	name := fmt.Sprintf("%s %s rtt=%v", c.Path, LossName(c.Loss), c.RTT)
+	if c.AudioRTX {
+		name += " audio-rtx"
+	}
+	return name
 }
 
 // LossName describes a loss model briefly: "bernoulli 5%", "gilbert-elliott p=0.01 r=0.3".
@@ -237,8 +244,11 @@ func MeasureARQ(w *World, c ARQCase) (ARQResult, error) {
 		return res, err
 	}
 	phone.OnIncoming(func(in *sipphone.Incoming) { _, _ = in.Answer() })
-	cl, err := w.NewClient(DefaultSetupClient, func(cfg *webclient.Config) { cfg.Video = true },
-		webclient.WithVideo(c.VideoBitrate, c.FPS, 0))
+	opts := []webclient.Option{webclient.WithVideo(c.VideoBitrate, c.FPS, 0)}
+	if c.AudioRTX {
+		opts = append(opts, webclient.WithAudioRTX())
+	}
+	cl, err := w.NewClient(DefaultSetupClient, func(cfg *webclient.Config) { cfg.Video = true }, opts...)
 	if err != nil {
 		return res, err
 	}

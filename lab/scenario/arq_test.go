@@ -92,3 +92,40 @@ func TestMeasureARQ(t *testing.T) {
 		}
 	}
 }
+
+// TestMeasureARQAudioRTX: a client that offers audio RTX has its audio repaired over RTX each
+// way through the gateway (the gateway sends audio RTX, which pion alone does not); a client
+// that does not (a browser) keeps plain retransmissions in the audio stream.
+func TestMeasureARQAudioRTX(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: leaves out the emulated calls (a few seconds each)")
+	}
+	const gatewayAudioRTX = `siprtc_media_packets_repaired_total{leg="webrtc",kind="audio"}`
+	for _, tc := range []struct {
+		path     MediaPath
+		audioRTX bool
+	}{{ClientToGateway, true}, {GatewayToClient, true}, {ClientToGateway, false}, {GatewayToClient, false}} {
+		c := ARQCase{Path: tc.path, Loss: netem.LossModel{Kind: netem.LossBernoulli, Rate: 0.05}, RTT: 50 * time.Millisecond, Duration: 5 * time.Second, AudioRTX: tc.audioRTX}
+		res, err := In(t, c.WorldConfig(), func(w *World) (ARQResult, error) { return MeasureARQ(w, c) })
+		if err != nil {
+			t.Fatalf("%s: %v", c.Name(), err)
+		}
+		r := res.Audio.Receiver
+		// Client to gateway, the phone sees repairs but not how the gateway got them: the
+		// gateway's counter of audio repaired over the client's RTX stream says.
+		overRTX := int(res.Gateway[gatewayAudioRTX])
+		if tc.path == GatewayToClient {
+			overRTX = r.Repaired.RTX
+		}
+		t.Logf("%s: audio repaired %d (%d over RTX), %d lost of %d", c.Name(), r.Repaired.Total, overRTX, r.Lost, r.Expected)
+		if r.Repaired.Total == 0 {
+			t.Fatalf("%s: no audio repaired", c.Name())
+		}
+		switch {
+		case tc.audioRTX && overRTX < r.Repaired.Total*8/10:
+			t.Errorf("%s: %d of %d audio repairs over RTX, want them all (but for reordering)", c.Name(), overRTX, r.Repaired.Total)
+		case !tc.audioRTX && overRTX != 0:
+			t.Errorf("%s: %d audio repairs over RTX without audio RTX negotiated", c.Name(), overRTX)
+		}
+	}
+}

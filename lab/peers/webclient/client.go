@@ -70,6 +70,7 @@ type options struct {
 	bwe           *rtc.BWEConfig
 	red           *int    // RED distance (WithRED)
 	flexFEC       *[2]int // media and FEC packets (WithFlexFEC)
+	audioRTX      bool    // WithAudioRTX
 }
 
 func defaultOptions() options {
@@ -151,6 +152,13 @@ func WithRED(distance int) Option {
 func WithFlexFEC(numMedia, numFEC int) Option {
 	return func(o *options) { o.flexFEC = &[2]int{numMedia, numFEC} }
 }
+
+// WithAudioRTX registers RTX (RFC 4588) for the client's audio codecs, which no browser does:
+// the client offers and accepts audio rtx, sends its audio retransmissions over RTX when the
+// other side accepts it (its descriptions carry the a=ssrc-group:FID that pion leaves out for
+// audio, see rtc.Config.SendAudioRTX) and receives the other side's audio RTX. Off by default:
+// the lab's measurements expect a browser's audio, NACK with retransmission in the stream.
+func WithAudioRTX() Option { return func(o *options) { o.audioRTX = true } }
 
 // WithNACK tunes the client's NACK generator: how often it reports missing packets (0: pion's
 // 100 ms) and how many times it asks for one packet (0: as long as it is in the receive log).
@@ -294,7 +302,8 @@ func New(cfg Config, opts ...Option) (*Client, error) {
 		return nil, fmt.Errorf("%w: video codec %q: the client sends vp8 or h264", ErrInvalidConfig, o.videoCodec)
 	}
 	codecs := append(slices.Clone(audio), o.videoCodec)
-	rc := rtc.Config{Net: cfg.Net, Codecs: codecs, Video: true, SendTWCC: true, LoggerFactory: pionLogs{log: log}}
+	rc := rtc.Config{Net: cfg.Net, Codecs: codecs, Video: true, SendTWCC: true, LoggerFactory: pionLogs{log: log},
+		NoAudioRTX: !o.audioRTX, SendAudioRTX: o.audioRTX}
 	if ip := cfg.LocalIP.Unmap(); ip.IsValid() {
 		rc.IPFilter = func(a netip.Addr) bool { return a == ip }
 		rc.IncludeLoopback = ip.IsLoopback()

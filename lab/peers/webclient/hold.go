@@ -46,7 +46,7 @@ func (c *Call) renegotiate(ctx context.Context, direction string) error {
 	if err := pc.SetLocalDescription(offer); err != nil {
 		return fmt.Errorf("webclient: re-offer: %w", err)
 	}
-	d := describe(pc.LocalDescription())
+	d := describe(p.LocalDescription()) // the Peer's: it signals audio RTX (WithAudioRTX)
 	d.SDP = withDirection(d.SDP, direction)
 	if _, err := c.cl.request(ctx, outMsg{Type: signaling.TypeSDP, CallID: c.ID(), Description: d}, nil); err != nil {
 		if rbErr := pc.SetLocalDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeRollback}); rbErr != nil {

@@ -18,7 +18,8 @@ const (
 	RepairNone = ""
 	// RepairNACK is a retransmission on the media's own SSRC (audio: RFC 4585 NACK without RTX).
 	RepairNACK = "nack"
-	// RepairRTX is a retransmission on the RTX stream (RFC 4588), video.
+	// RepairRTX is a retransmission on the RTX stream (RFC 4588): video, and audio when both
+	// sides negotiated audio RTX (WithAudioRTX).
 	RepairRTX = "rtx"
 	// RepairFEC is a packet recovered from FlexFEC (or, in the sent log, a FlexFEC packet).
 	RepairFEC = "fec"
