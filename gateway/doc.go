@@ -7,7 +7,9 @@
 // Gateway assembles them: New builds, from a config.Config,
 //
 //   - the SIP user agent (sipua) holding the [proxy] account and the [rtm2sip] pool, with 100rel,
-//     OPTIONS keepalives every [sip] options_interval and re-registration with backoff;
+//     OPTIONS keepalives every [sip] options_interval, re-registration with backoff and RFC
+//     4028 session timers ([sip] session_expires, min_se: a call whose session is not
+//     refreshed ends, so a lost BYE leaves no call behind);
 //   - the call layer (call.Manager), which is the signalling server's Backend and the user
 //     agent's incoming-call handler (see package call for the call flows and the account
 //     mapping);
@@ -20,7 +22,9 @@
 // the rest are hung up, the accounts unregistered) and Close does the same at once.
 //
 // /healthz answers 200 when the proxy account (if on) and at least one pool account (if on)
-// are registered, 503 otherwise or while shutting down, with a JSON Health report.
+// are registered, 503 otherwise or from the moment Shutdown stops taking calls, with a JSON
+// Health report (draining set then). Log lines carry [global] appid; [log] level 0
+// (SENSITIVE) adds every signalling message whole, tokens included.
 //
 // /metrics is the Prometheus text exposition format, written by hand:
 //
