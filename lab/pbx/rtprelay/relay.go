@@ -51,11 +51,12 @@ type Relay struct {
 	closed  bool
 	closing atomic.Bool
 	wg      sync.WaitGroup
+	stopped chan struct{} // closed once Close has stopped the goroutines
 }
 
 // NewRelay returns a relay between a and b; nothing moves until Start.
 func NewRelay(a, b *Endpoint, opts ...Option) *Relay {
-	r := &Relay{a: a, b: b, cfg: newConfig(opts)}
+	r := &Relay{a: a, b: b, cfg: newConfig(opts), stopped: make(chan struct{})}
 	if r.cfg.echo {
 		r.b = a
 		r.ssrc = rand.Uint32() //nolint:gosec // an SSRC, not a secret
@@ -97,15 +98,22 @@ func (r *Relay) Start() {
 }
 
 // Close stops the relay and waits for its goroutines. The endpoints stay
-// open (close them to release their ports). Close is idempotent.
+// open (close them to release their ports). Close is idempotent: a second
+// call waits for the first one's goroutines too. No lock is held while
+// waiting: in virtual time (synctest) a goroutine blocked on a mutex would
+// keep the clock, and so the readers' deadline, from moving.
 func (r *Relay) Close() error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
+		r.mu.Unlock()
+		<-r.stopped
 		return nil
 	}
 	r.closed = true
-	if !r.started {
+	started := r.started
+	r.mu.Unlock()
+	defer close(r.stopped)
+	if !started {
 		return nil
 	}
 	// A read deadline in the past wakes the readers without closing the
