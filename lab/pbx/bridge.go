@@ -84,33 +84,100 @@ func containsCause(list, cause string) bool {
 	return false
 }
 
-// bridgeTo originates a B leg to one dial-string target and, once answered, bridges it with the
-// A leg until either side hangs up. It returns whether the B leg answered and, if not, the cause.
+// bridgeTo originates the B legs of one dial-string target and, once one answers, bridges it
+// with the A leg until either side hangs up. A user/ target rings every live registration of
+// the user at once, as FreeSWITCH's user/ endpoint does (sofia_contact returns them all): see
+// ringForks for who wins and which cause a failure reports. With one registration this is the
+// plain single B leg. It returns whether a B leg answered and, if none did, the cause.
 func (c *call) bridgeTo(target string) (bool, string) {
-	p := c.p
-	rest, ok := strings.CutPrefix(target, "user/")
-	if !ok {
-		c.log.Warn("bridge", "err", errDialString, "target", target, "supported", "user/NUMBER@DOMAIN")
-		return false, causeInvalidNumber
+	user, domain, regs, cause := c.resolveUser(target)
+	if cause != "" {
+		return false, cause
 	}
-	user, domain, ok := strings.Cut(rest, "@")
-	if !ok || domain == "" {
-		domain = c.vars0("domain_name")
-	}
-	if _, ok := p.conf.Directory.Lookup(user, domain); !ok {
-		return false, causeSubscriberAbsent
-	}
-	regs := p.loc.lookup(user, domain)
-	if len(regs) == 0 {
-		return false, causeUserNotRegistered
-	}
-	reg := regs[0] // the newest binding only: no parallel forking (see the package doc)
 	if len(c.a.media) == 0 {
 		c.log.Warn("bridge: the caller sent no SDP offer; the embedded PBX needs an offer in the INVITE")
 		return false, causeIncompatibleDest
 	}
+	if cause := c.anchorA(); cause != "" {
+		return false, cause
+	}
+	forks, cause := c.newForks(user, domain, regs)
+	if len(forks) == 0 {
+		return false, cause
+	}
+	if len(forks) == 1 {
+		// A single B leg carries the caller's media from the start; forks wait for early media
+		// or an answer, since only one relay at a time may read the A leg's sockets.
+		forks[0].connect(c.a)
+	}
+	c.mu.Lock()
+	if c.hungUp {
+		cause := c.cause
+		c.mu.Unlock()
+		for _, f := range forks {
+			f.release(c.p)
+		}
+		return false, cause
+	}
+	c.mu.Unlock()
+	forks, cause = c.sendForks(forks, cause)
+	if len(forks) == 0 {
+		return false, cause
+	}
+	return c.ringForks(forks, cause)
+}
 
-	b := newLeg(p, c, false)
+// resolveUser checks a user/NUMBER@DOMAIN target against the directory and the registrar, and
+// returns the user's live registrations, newest first, or the cause the bridge fails with.
+func (c *call) resolveUser(target string) (user, domain string, regs []Registration, cause string) {
+	rest, ok := strings.CutPrefix(target, "user/")
+	if !ok {
+		c.log.Warn("bridge", "err", errDialString, "target", target, "supported", "user/NUMBER@DOMAIN")
+		return "", "", nil, causeInvalidNumber
+	}
+	user, domain, ok = strings.Cut(rest, "@")
+	if !ok || domain == "" {
+		domain = c.vars0("domain_name")
+	}
+	if _, ok := c.p.conf.Directory.Lookup(user, domain); !ok {
+		return "", "", nil, causeSubscriberAbsent
+	}
+	regs = c.p.loc.lookup(user, domain)
+	if len(regs) == 0 {
+		return "", "", nil, causeUserNotRegistered
+	}
+	return user, domain, regs, ""
+}
+
+// anchorA gives the A leg one PBX endpoint per accepted m-line (kept across bridge attempts,
+// closed when the channel ends) and points each at the caller's media.
+func (c *call) anchorA() string {
+	c.mu.Lock()
+	if c.a.eps == nil {
+		c.a.eps = make([]*rtprelay.Endpoint, len(c.a.media))
+	}
+	c.mu.Unlock()
+	for i, m := range c.a.media {
+		if m.Port == 0 {
+			continue
+		}
+		if c.a.eps[i] == nil {
+			e, err := c.p.alloc.Allocate()
+			if err != nil {
+				c.log.Error("bridge: RTP ports", "err", err)
+				return causeNormalTempFail
+			}
+			c.a.eps[i] = e
+		}
+		setRemote(c.a.eps[i], m)
+	}
+	return ""
+}
+
+// newBLeg builds the dialog state of a B leg towards one registration of user@domain, with the
+// caller ID the dialplan chose.
+func (c *call) newBLeg(user, domain string, reg Registration) *leg {
+	b := newLeg(c.p, c, false)
 	b.callID = uuid.NewString()
 	b.localTag = newTag()
 	cidNum, cidName := c.vars0("effective_caller_id_number"), c.vars0("effective_caller_id_name")
@@ -120,58 +187,16 @@ func (c *call) bridgeTo(target string) (bool, string) {
 	if cidName == "" {
 		cidName = c.vars0("caller_id_name")
 	}
-	b.local = sip.Uri{Scheme: "sip", User: cidNum, Host: p.addr.Addr().String()}
+	b.local = sip.Uri{Scheme: "sip", User: cidNum, Host: c.p.addr.Addr().String()}
 	b.localName = strconv.Quote(cidName)
 	b.remote = sip.Uri{Scheme: "sip", User: user, Host: domain}
 	b.target = *reg.Contact.Clone()
 	b.localCSeq = 1
+	return b
+}
 
-	// Media anchored in the PBX: one endpoint per m-line on each side and a relay between them.
-	c.mu.Lock()
-	if c.a.eps == nil {
-		c.a.eps = make([]*rtprelay.Endpoint, len(c.a.media))
-	}
-	c.mu.Unlock()
-	b.eps = make([]*rtprelay.Endpoint, len(c.a.media))
-	var relays []*rtprelay.Relay
-	cleanup := func() {
-		for _, r := range relays {
-			r.Close()
-		}
-		closeAll(b.eps)
-	}
-	for i, m := range c.a.media {
-		if m.Port == 0 {
-			continue
-		}
-		if c.a.eps[i] == nil {
-			e, err := p.alloc.Allocate()
-			if err != nil {
-				c.log.Error("bridge: RTP ports", "err", err)
-				cleanup()
-				return false, causeNormalTempFail
-			}
-			c.a.eps[i] = e
-		}
-		setRemote(c.a.eps[i], m)
-		e, err := p.alloc.Allocate()
-		if err != nil {
-			c.log.Error("bridge: RTP ports", "err", err)
-			cleanup()
-			return false, causeNormalTempFail
-		}
-		b.eps[i] = e
-		r := rtprelay.NewRelay(c.a.eps[i], e)
-		r.Start()
-		relays = append(relays, r)
-	}
-	offer, err := b.nextSDP(c.a.invite.Body(), true)
-	if err != nil {
-		c.log.Error("bridge: rewrite offer", "err", err)
-		cleanup()
-		return false, causeIncompatibleDest
-	}
-
+// bInvite builds the INVITE of a B leg carrying offer.
+func (c *call) bInvite(b *leg, reg Registration, offer []byte) *sip.Request {
 	req := sip.NewRequest(sip.INVITE, *b.target.Clone())
 	from := &sip.FromHeader{DisplayName: b.localName, Address: *b.local.Clone(), Params: sip.NewParams()}
 	from.Params.Add("tag", b.localTag)
@@ -185,9 +210,9 @@ func (c *call) bridgeTo(target string) (bool, string) {
 		mf = sip.MaxForwardsHeader(n)
 	}
 	req.AppendHeader(&mf)
-	req.AppendHeader(p.contact())
+	req.AppendHeader(c.p.contact())
 	req.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, INFO, UPDATE"))
-	if p.profile.Bool("enable-100rel", false) {
+	if c.p.profile.Bool("enable-100rel", false) {
 		req.AppendHeader(sip.NewHeader("Supported", "100rel"))
 	}
 	for _, h := range c.bLegHeaders() {
@@ -201,108 +226,7 @@ func (c *call) bridgeTo(target string) (bool, string) {
 		req.SetDestination(reg.Source.String())
 		b.transport, b.dest = "TCP", reg.Source.String()
 	}
-	b.invite = req
-
-	c.mu.Lock()
-	if c.hungUp {
-		c.mu.Unlock()
-		cleanup()
-		return false, c.cause
-	}
-	c.b = b
-	c.mu.Unlock()
-	p.addLeg(b)
-	defer func() {
-		p.removeLeg(b)
-		c.mu.Lock()
-		c.b = nil
-		c.mu.Unlock()
-	}()
-
-	tx, err := p.cli.TransactionRequest(p.ctx, req, sipnet.BuildRequest)
-	if err != nil {
-		c.log.Warn("bridge: send INVITE", "err", err)
-		cleanup()
-		return false, causeDestOutOfOrder
-	}
-	defer tx.Terminate()
-	c.log.Info("originate", "to", user+"@"+domain, "contact", reg.Contact.String(), "callid", b.callID)
-
-	timeout := 60 * time.Second
-	if n, err := strconv.Atoi(c.vars0("call_timeout")); err == nil && n > 0 {
-		timeout = time.Duration(n) * time.Second
-	}
-	noAnswer := time.NewTimer(timeout)
-	defer noAnswer.Stop()
-	ringing, early := false, false
-
-	for {
-		select {
-		case res := <-tx.Responses():
-			switch {
-			case res.StatusCode == 100:
-			case res.IsProvisional():
-				b.setDialogFromResponse(res)
-				if hasOptionRes(res, "Require", "100rel") {
-					if !b.inOrderReliable(res) {
-						continue // RFC 3262 section 4: neither PRACKed again nor processed
-					}
-					c.prackB(b, res)
-				}
-				if body := res.Body(); len(body) > 0 && !early {
-					if b.setRemoteMedia(body) == nil {
-						early = true
-						if ans, err := c.a.nextSDP(body, true); err == nil {
-							c.a.sendProvisional(183, "Session Progress", ans, c.final)
-						}
-					}
-				} else if !ringing && !early {
-					ringing = true
-					c.a.sendProvisional(180, "Ringing", nil, c.final)
-				}
-			case res.IsSuccess():
-				b.setDialogFromResponse(res)
-				b.ack(res)
-				if err := b.setRemoteMedia(res.Body()); err != nil {
-					c.log.Warn("bridge: B leg answer", "err", err)
-				}
-				ans, err := c.a.nextSDP(res.Body(), true)
-				if err != nil {
-					c.log.Warn("bridge: rewrite answer", "err", err)
-					b.sendBye()
-					cleanup()
-					return false, causeIncompatibleDest
-				}
-				c.mu.Lock()
-				c.relays = append(c.relays, relays...)
-				answered := c.answered
-				c.mu.Unlock()
-				if !answered && !c.confirmA(ans) {
-					b.sendBye()
-					return true, causeRecoveryOnTimer
-				}
-				c.log.Info("bridged", "a", c.a.callID, "b", b.callID)
-				return true, c.waitBridged(b)
-			default:
-				cleanup()
-				return false, sipToCause(res.StatusCode)
-			}
-		case <-tx.Done():
-			cleanup()
-			if errors.Is(tx.Err(), sip.ErrTransactionTimeout) {
-				return false, causeNoUserResponse
-			}
-			return false, causeDestOutOfOrder
-		case <-noAnswer.C:
-			c.cancelB(b, tx)
-			cleanup()
-			return false, causeNoAnswer
-		case <-c.ctx.Done():
-			c.cancelB(b, tx)
-			cleanup()
-			return false, causeOriginatorCancel
-		}
-	}
+	return req
 }
 
 // waitBridged holds an answered bridge until one side hangs up.

@@ -84,6 +84,8 @@ type Embedded struct {
 // Stats counts what the embedded PBX did, for tests and benchmarks.
 type Stats struct {
 	Registrations, Challenges, Calls, Answered int64
+	// RTPPortsInUse counts the RTP/RTCP port pairs the calls in progress hold (0 when idle).
+	RTPPortsInUse int
 }
 
 // LoadEmbedded loads the configuration; it opens no socket (Start does).
@@ -253,6 +255,7 @@ func (p *Embedded) Stats() Stats {
 	return Stats{
 		Registrations: p.stats.registrations.Load(), Challenges: p.stats.challenges.Load(),
 		Calls: p.stats.calls.Load(), Answered: p.stats.answered.Load(),
+		RTPPortsInUse: p.alloc.InUse(),
 	}
 }
 

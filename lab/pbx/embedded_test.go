@@ -75,6 +75,13 @@ func TestCallInVirtualTime(t *testing.T) {
 			t.Error(err)
 		}
 		t.Logf("virtual setup %v, caller received %d packets", setup, st.PacketsReceived)
+		// The call's RTP ports (the caller's and the callee's leg) are free once it has ended.
+		for i := 0; i < 100 && (p.ActiveCalls() > 0 || p.Stats().RTPPortsInUse > 0); i++ {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := p.Stats().RTPPortsInUse; n != 0 {
+			t.Errorf("%d RTP port pairs still held after the call ended", n)
+		}
 		caller.Close()
 		callee.Close()
 		if err := p.Close(); err != nil {

@@ -3,13 +3,13 @@
 // testcontainers-go, FreeSWITCH and Asterisk containers. Suites talk to a PBX only through this
 // interface, so every scenario runs against every backend that is available.
 //
-// Known limit of the embedded PBX: `bridge user/N@domain` rings only the newest live
-// registration of user N. FreeSWITCH expands user/ through sofia_contact to every registered
-// contact and rings them all at once (the first to answer wins, the others get CANCEL). The lab
-// registers one device per user, so this does not show there; a scenario with several devices
-// per user needs a FreeSWITCH container backend. Parallel forking is left out because the
-// B2BUA keeps one B leg per call (call.b) with its own media endpoints and relay, and forking
-// needs several pending legs sharing the A leg's endpoints until one answers.
+// The embedded PBX's `bridge user/N@domain` rings every live registration of user N at once, as
+// FreeSWITCH's user/ endpoint does (sofia_contact expands it to all the user's contacts): each
+// B leg gets its own RTP endpoints towards its phone; the first 180, and the first 183 with a
+// session description (which then stays the caller's early media), reach the caller; the first
+// 2xx wins and the other legs are cancelled (a late 2xx is ACKed and hung up); a 6xx ends the
+// call at once and cancels the rest; when every leg fails, the caller gets USER_BUSY (486) if
+// any leg was busy, else the cause of the last leg to fail. One registration is one B leg.
 package pbx
 
 import (

@@ -39,11 +39,12 @@ var _ = Describe("The embedded PBX running the FreeSWITCH overlay", Label("pbx")
 	}{{"loopback", loopback}, {"the emulated network", emulated}} {
 		Context("over "+kind.name, func() {
 			var (
-				ctx          context.Context
-				p            *pbx.Embedded
-				hA, hB, hOut host
-				nw           network
-				hPBX2        host
+				ctx        context.Context
+				p          *pbx.Embedded
+				hA, hB, hC host
+				hOut       host
+				nw         network
+				hPBX2      host
 			)
 			BeforeEach(func() {
 				var cancel context.CancelFunc
@@ -53,6 +54,7 @@ var _ = Describe("The embedded PBX running the FreeSWITCH overlay", Label("pbx")
 				hp := nw.host("pbx", false)
 				hPBX2 = nw.host("pbx2", false)
 				hA, hB = nw.host("phone-a", false), nw.host("phone-b", false)
+				hC = nw.host("phone-c", false)
 				hOut = nw.host("outsider", true)
 				nw.start()
 				p = startPBX(ctx, hp, nil)
@@ -249,6 +251,61 @@ var _ = Describe("The embedded PBX running the FreeSWITCH overlay", Label("pbx")
 					st := call.Media().Stats()
 					Expect(st.RemoteAddr.Addr()).To(Equal(p.SIPAddr().Addr()))
 					Expect(call.Hangup(ctx)).To(Succeed())
+				})
+			})
+
+			Describe("forking to every registration of a user", func() {
+				It("rings both phones of 1000, bridges the one that answers and cancels the other (487)", func() {
+					first := startPhone(ctx, p, hB, "1000", "")
+					second := startPhone(ctx, p, hC, "1000", "")
+					caller := startPhone(ctx, p, hA, "1001", "")
+					for _, ph := range []*sipphone.Phone{first, second, caller} {
+						_, err := ph.Register(ctx, time.Minute)
+						Expect(err).NotTo(HaveOccurred())
+					}
+					Expect(p.Registrations()).To(HaveEach(HaveField("User", BeElementOf("1000", "1001"))))
+					Expect(p.Registrations()).To(HaveLen(3), "1000 must have two contacts")
+
+					secondRang, cancelled := make(chan struct{}), make(chan struct{})
+					first.OnIncoming(func(in *sipphone.Incoming) {
+						_ = in.Ring()
+						select { // answer once both phones ring
+						case <-secondRang:
+							_, _ = in.Answer()
+						case <-in.Cancelled():
+						case <-ctx.Done():
+						}
+					})
+					second.OnIncoming(func(in *sipphone.Incoming) {
+						_ = in.Ring()
+						close(secondRang)
+						select {
+						case <-in.Cancelled(): // the phone has answered the CANCEL and sent 487
+							close(cancelled)
+						case <-ctx.Done():
+						}
+					})
+					call, err := caller.Call(ctx, "1000")
+					Expect(err).NotTo(HaveOccurred())
+					Eventually(cancelled).Should(BeClosed(), "the PBX must CANCEL the phone that did not answer")
+					Expect(second.Calls()).To(BeEmpty())
+					Expect(first.Calls()).To(HaveLen(1))
+					answered := first.Calls()[0]
+
+					By("carrying audio between the caller and the phone that answered, through the PBX")
+					pbxIP := p.SIPAddr().Addr()
+					Expect(call.Media().Stats().RemoteAddr.Addr()).To(Equal(pbxIP))
+					Expect(answered.Media().Stats().RemoteAddr.Addr()).To(Equal(pbxIP))
+					time.Sleep(audioFor)
+					min := uint64(audioFor/(20*time.Millisecond)) * 8 / 10
+					Eventually(func() uint64 { return call.Media().Stats().PacketsReceived }).Should(BeNumerically(">=", min))
+					Eventually(func() uint64 { return answered.Media().Stats().PacketsReceived }).Should(BeNumerically(">=", min))
+					Expect(call.Media().Stats().Lost).To(BeZero())
+					Expect(answered.Media().Stats().Lost).To(BeZero())
+
+					Expect(call.Hangup(ctx)).To(Succeed())
+					Eventually(answered.Done()).Should(BeClosed())
+					Eventually(p.ActiveCalls).Should(BeZero())
 				})
 			})
 
