@@ -223,21 +223,10 @@ var _ = Describe("During a call", Label("interop"), func() {
 				}
 				rep, err := inWorld(n, func(w *world) (holdReport, error) {
 					var rep holdReport
-					phone, err := w.phone("1001")
-					if err != nil {
-						return rep, err
-					}
-					cl, err := w.client("alice")
-					if err != nil {
-						return rep, err
-					}
 					ctx, cancel := context.WithTimeout(w.ctx, 20*time.Second)
 					defer cancel()
-					c, pc, _, err := callPhone(ctx, cl, phone, "1001")
+					c, pc, err := w.audioCall(ctx)
 					if err != nil {
-						return rep, err
-					}
-					if err := c.WaitMedia(ctx, 25, 0); err != nil {
 						return rep, err
 					}
 					local := string(pc.LocalSDP())
@@ -308,21 +297,10 @@ type clientHoldReport struct {
 // resumes (sendrecv) with new offers; the gateway re-INVITEs the SIP side each time.
 func clientHold(w *world) (clientHoldReport, error) {
 	var rep clientHoldReport
-	phone, err := w.phone("1001")
-	if err != nil {
-		return rep, err
-	}
-	cl, err := w.client("alice")
-	if err != nil {
-		return rep, err
-	}
 	ctx, cancel := context.WithTimeout(w.ctx, 30*time.Second)
 	defer cancel()
-	c, pc, _, err := callPhone(ctx, cl, phone, "1001")
+	c, pc, err := w.audioCall(ctx)
 	if err != nil {
-		return rep, err
-	}
-	if err := c.WaitMedia(ctx, 25, 0); err != nil {
 		return rep, err
 	}
 	received := func() (uint64, uint64) {

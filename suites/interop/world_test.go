@@ -208,6 +208,24 @@ func callPhone(ctx context.Context, cl *webclient.Client, phone *sipphone.Phone,
 	return c, phone.Calls()[0], acc, nil
 }
 
+// audioCall starts phone 1001 and client alice, has alice call 1001 (answered at once) and
+// waits until the client receives audio.
+func (w *world) audioCall(ctx context.Context) (*webclient.Call, *sipphone.Call, error) {
+	phone, err := w.phone("1001")
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := w.client("alice")
+	if err != nil {
+		return nil, nil, err
+	}
+	c, pc, _, err := callPhone(ctx, cl, phone, "1001")
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, pc, c.WaitMedia(ctx, 25, 0)
+}
+
 // newClient builds a client without connecting it.
 func (w *world) newClient(user string, opts ...webclient.Option) (*webclient.Client, error) {
 	return w.NewClient(user, nil, opts...)
